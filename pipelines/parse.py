@@ -1,0 +1,380 @@
+"""Parsing and validation of captures and labels: bytes in, a record or a BadRecord out.
+
+Accepted forms (SPEC.md "Messages"): rollguard's own JSON capture and label, SageMaker Data
+Capture lines (recognised by `captureData`; endpoint and variant from Kafka headers) and
+SageMaker Model Monitor ground-truth lines (recognised by `groundTruthData`).
+Nothing here raises on bad input: every failure is a BadRecord with a stable reason code.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from pipelines.records import BadRecord, Capture, Label, Source
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Scalar = str | int | float | bool
+
+# reason codes, counted per code; the detail line says which field and why
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+TOO_LARGE = "too_large"
+NON_FINITE = "non_finite_number"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+INVALID_ID = "invalid_inference_id"
+INVALID_VALUE = "invalid_value"
+FUTURE_TIMESTAMP = "future_timestamp"
+INVALID_LABEL = "invalid_label"
+MISSING_PREDICTION = "missing_prediction"
+UNSUPPORTED_OUTPUT = "unsupported_output"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """What counts as bad input, as a frozen policy (SPEC.md "Bad input")."""
+
+    max_bytes: int = 1_048_576
+    max_future_ms: int = 7_200_000
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+_STRICT = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+class _CaptureIn(BaseModel):
+    model_config = _STRICT
+    inference_id: Id
+    endpoint: Name
+    variant: Name
+    model_version: Name | None = None
+    shadow: bool = False
+    timestamp: str | int | float
+    latency_ms: float | None = Field(None, ge=0)
+    status: int | None = Field(None, ge=0, le=999)
+    error: str | None = None
+    prediction: bool | int | None = None
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    attributes: dict[str, Scalar] | None = None
+
+
+class _LabelIn(BaseModel):
+    model_config = _STRICT
+    inference_id: Id
+    endpoint: Name | None = None
+    label: Scalar
+    timestamp: str | int | float | None = None
+    source: str | None = None
+
+
+class _EncodedData(BaseModel):
+    model_config = _STRICT
+    data: str
+    encoding: str = "CSV"
+    observedContentType: str | None = None
+
+
+class _CaptureData(BaseModel):
+    model_config = _STRICT
+    endpointOutput: _EncodedData
+
+
+class _EventMetadata(BaseModel):
+    model_config = _STRICT
+    eventId: Id | None = None
+    inferenceId: Id | None = None
+    inferenceTime: str | None = None
+
+
+class _DataCaptureIn(BaseModel):
+    model_config = _STRICT
+    captureData: _CaptureData
+    eventMetadata: _EventMetadata
+
+
+class _GroundTruthIn(BaseModel):
+    model_config = _STRICT
+    groundTruthData: _EncodedData
+    eventMetadata: _EventMetadata
+
+
+def _reject_constant(name: str) -> float:
+    raise _Bad(NON_FINITE, f"{name} is not a finite number")
+
+
+def _load_object(raw: bytes, limits: ParseLimits) -> dict[str, Any]:
+    if len(raw) > limits.max_bytes:
+        raise _Bad(TOO_LARGE, f"record is {len(raw)} bytes, the limit is {limits.max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as ex:
+        raise _Bad(NOT_UTF8, f"not UTF-8 at byte {ex.start}") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as ex:
+        raise _Bad(NOT_JSON, f"not JSON: {ex.msg} at line {ex.lineno} column {ex.colno}") from None
+    if not isinstance(obj, dict):
+        raise _Bad(NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _from_validation(err: ValidationError) -> _Bad:
+    e = err.errors()[0]
+    field = ".".join(str(p) for p in e["loc"]) or "record"
+    kind = e["type"]
+    if kind == "missing":
+        return _Bad(MISSING_FIELD, f"missing required field {field!r}")
+    if kind == "finite_number":
+        return _Bad(NON_FINITE, f"{field} is not a finite number")
+    if field in ("inference_id", "eventMetadata.eventId", "eventMetadata.inferenceId") and kind.startswith("string_too"):
+        return _Bad(INVALID_ID, f"{field} must be 1..256 characters")
+    if kind.endswith("_type") or kind in ("int_from_float", "model_attributes_type"):
+        return _Bad(WRONG_TYPE, f"{field}: {e['msg']}")
+    return _Bad(INVALID_VALUE, f"{field}: {e['msg']}")
+
+
+def parse_timestamp(value: str | int | float, field: str = "timestamp") -> int:
+    """ISO 8601 (naive means UTC) or epoch milliseconds -> epoch milliseconds."""
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad(INVALID_VALUE, f"{field} {value[:40]!r} is not ISO 8601") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1000)
+    if not math.isfinite(value) or value < 0:
+        raise _Bad(INVALID_VALUE, f"{field} must be epoch milliseconds >= 0")
+    return int(value)
+
+
+def _check_time(ts_ms: int, now_ms: int, limits: ParseLimits, field: str = "timestamp") -> int:
+    if ts_ms > now_ms + limits.max_future_ms:
+        ahead = (ts_ms - now_ms) / 3_600_000
+        raise _Bad(FUTURE_TIMESTAMP, f"{field} is {ahead:.1f} h in the future (limit {limits.max_future_ms / 3_600_000:g} h)")
+    return ts_ms
+
+
+def _binary(value: Scalar, field: str, reason: str) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", "0.0", "1.0"):
+        return 1 if value.strip().lower() in ("1", "true", "1.0") else 0
+    raise _Bad(reason, f"{field} {str(value)[:40]!r} is not a binary class (0/1, true/false)")
+
+
+def _decode_data(enc: _EncodedData, field: str) -> str:
+    if enc.encoding.upper() == "BASE64":
+        try:
+            return base64.b64decode(enc.data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise _Bad(INVALID_VALUE, f"{field}.data is not base64 of UTF-8 text") from None
+    return enc.data
+
+
+def _is_json(enc: _EncodedData) -> bool:
+    return enc.encoding.upper() == "JSON" or "json" in (enc.observedContentType or "").lower()
+
+
+def _score_or_class(value: Any, field: str) -> tuple[int | None, float | None]:
+    """One model output (number, bool, list or dict) -> (prediction, score)."""
+    if isinstance(value, bool):
+        return int(value), None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise _Bad(INVALID_VALUE, f"{field}: output {value!r} is not a probability or 0/1 class")
+        return (int(value), None) if isinstance(value, int) else (None, float(value))
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return _binary(value, field, UNSUPPORTED_OUTPUT), None
+        return _score_or_class(int(number) if value.strip() in ("0", "1") else number, field)
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return _score_or_class(float(value[1]), field)  # [p(negative), p(positive)]
+        if len(value) == 1:
+            return _score_or_class(value[0], field)
+        raise _Bad(UNSUPPORTED_OUTPUT, f"{field}: a list of {len(value)} outputs is not one binary prediction")
+    if isinstance(value, dict):
+        for key in ("predicted_label", "prediction", "label", "class"):
+            if key in value:
+                pred, _ = _score_or_class(value[key], f"{field}.{key}")
+                score = _first_score(value, field)
+                return pred, score
+        score = _first_score(value, field)
+        if score is not None:
+            return None, score
+        for key in ("predictions", "outputs", "results"):
+            if key in value:
+                return _score_or_class(value[key], f"{field}.{key}")
+    raise _Bad(UNSUPPORTED_OUTPUT, f"{field}: no prediction or score found in the model output")
+
+
+def _first_score(obj: dict[str, Any], field: str) -> float | None:
+    for key in ("score", "probability", "scores", "probabilities"):
+        if key in obj:
+            _, score = _score_or_class(obj[key], f"{field}.{key}")
+            return score
+    return None
+
+
+def _output(enc: _EncodedData, field: str) -> tuple[int | None, float | None]:
+    text = _decode_data(enc, field).strip()
+    if _is_json(enc):
+        try:
+            return _score_or_class(json.loads(text, parse_constant=_reject_constant), field)
+        except json.JSONDecodeError:
+            raise _Bad(NOT_JSON, f"{field}.data is not JSON") from None
+    lines = text.splitlines()
+    if len(lines) != 1:
+        raise _Bad(UNSUPPORTED_OUTPUT, f"{field}.data has {len(lines)} CSV rows, expected one")
+    cells = [c.strip() for c in lines[0].split(",")]
+    return _score_or_class(cells[0] if len(cells) == 1 else cells, field)
+
+
+def _header(headers: Mapping[str, bytes], name: str) -> str:
+    value = headers.get(name)
+    if not value:
+        raise _Bad(MISSING_FIELD, f"SageMaker Data Capture record needs Kafka header {name!r}")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Bad(NOT_UTF8, f"Kafka header {name!r} is not UTF-8") from None
+
+
+def _predict(prediction: int | None, score: float | None, threshold: float) -> int | None:
+    if prediction is not None:
+        return prediction
+    return None if score is None else int(score >= threshold)
+
+
+def _capture_rollguard(obj: dict[str, Any], now_ms: int, limits: ParseLimits, threshold: Callable[[str], float]) -> Capture:
+    try:
+        m = _CaptureIn.model_validate(obj)
+    except ValidationError as err:
+        raise _from_validation(err) from None
+    ts = _check_time(parse_timestamp(m.timestamp), now_ms, limits)
+    is_error = (m.status is not None and m.status >= 400) or m.error is not None
+    prediction = None if m.prediction is None else _binary(m.prediction, "prediction", INVALID_VALUE)
+    prediction = _predict(prediction, m.score, threshold(m.endpoint))
+    if prediction is None and not is_error:
+        raise _Bad(MISSING_PREDICTION, "capture needs prediction or score unless it is an error")
+    attrs = tuple(sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (m.attributes or {}).items()))
+    return Capture(
+        inference_id=m.inference_id, endpoint=m.endpoint, variant=m.variant, timestamp_ms=ts,
+        model_version=m.model_version, shadow=m.shadow, latency_ms=m.latency_ms, is_error=is_error,
+        prediction=prediction, attributes=attrs,
+    )
+
+
+def _capture_datacapture(
+    obj: dict[str, Any], headers: Mapping[str, bytes], record_ts_ms: int | None, now_ms: int,
+    limits: ParseLimits, threshold: Callable[[str], float],
+) -> Capture:
+    try:
+        m = _DataCaptureIn.model_validate(obj)
+    except ValidationError as err:
+        raise _from_validation(err) from None
+    inference_id = m.eventMetadata.inferenceId or m.eventMetadata.eventId
+    if not inference_id:
+        raise _Bad(MISSING_FIELD, "missing eventMetadata.inferenceId and eventMetadata.eventId")
+    endpoint, variant = _header(headers, "endpoint"), _header(headers, "variant")
+    if m.eventMetadata.inferenceTime is not None:
+        ts = parse_timestamp(m.eventMetadata.inferenceTime, "eventMetadata.inferenceTime")
+    elif record_ts_ms is not None:
+        ts = record_ts_ms
+    else:
+        raise _Bad(MISSING_FIELD, "missing eventMetadata.inferenceTime")
+    prediction, score = _output(m.captureData.endpointOutput, "captureData.endpointOutput")
+    model_version = headers.get("model_version")
+    return Capture(
+        inference_id=inference_id, endpoint=endpoint, variant=variant,
+        timestamp_ms=_check_time(ts, now_ms, limits, "eventMetadata.inferenceTime"),
+        model_version=model_version.decode("utf-8", "replace") if model_version else None,
+        shadow=headers.get("shadow", b"").lower() in (b"1", b"true"),
+        prediction=_predict(prediction, score, threshold(endpoint)),
+    )
+
+
+def parse_capture(
+    raw: bytes, *, now_ms: int, headers: Mapping[str, bytes] | None = None, record_ts_ms: int | None = None,
+    source: Source | None = None, limits: ParseLimits = ParseLimits(),
+    threshold: Callable[[str], float] = lambda endpoint: 0.5,
+) -> Capture | BadRecord:
+    """Parse one capture in either form; never raises on bad input."""
+    try:
+        obj = _load_object(raw, limits)
+        if "captureData" in obj:
+            return _capture_datacapture(obj, headers or {}, record_ts_ms, now_ms, limits, threshold)
+        return _capture_rollguard(obj, now_ms, limits, threshold)
+    except _Bad as bad:
+        return BadRecord(bad.reason, bad.detail, raw, source)
+
+
+def parse_label(
+    raw: bytes, *, now_ms: int, record_ts_ms: int | None = None, source: Source | None = None,
+    limits: ParseLimits = ParseLimits(),
+) -> Label | BadRecord:
+    """Parse one label in either form; never raises on bad input."""
+    try:
+        obj = _load_object(raw, limits)
+        if "groundTruthData" in obj:
+            try:
+                gt = _GroundTruthIn.model_validate(obj)
+            except ValidationError as err:
+                raise _from_validation(err) from None
+            inference_id = gt.eventMetadata.eventId or gt.eventMetadata.inferenceId
+            if not inference_id:
+                raise _Bad(MISSING_FIELD, "missing eventMetadata.eventId")
+            text = _decode_data(gt.groundTruthData, "groundTruthData").strip()
+            value: Any = text
+            if _is_json(gt.groundTruthData):
+                try:
+                    value = json.loads(text, parse_constant=_reject_constant)
+                except json.JSONDecodeError:
+                    raise _Bad(NOT_JSON, "groundTruthData.data is not JSON") from None
+                if isinstance(value, dict):
+                    value = value.get("label", value.get("ground_truth", value))
+            if not isinstance(value, (str, int, float, bool)):
+                raise _Bad(INVALID_LABEL, "groundTruthData.data is not a binary class")
+            if record_ts_ms is None:
+                raise _Bad(MISSING_FIELD, "ground-truth line needs a Kafka record timestamp")
+            return Label(
+                inference_id=inference_id, label=_binary(value, "groundTruthData.data", INVALID_LABEL),
+                timestamp_ms=_check_time(record_ts_ms, now_ms, limits), endpoint=None, source="groundTruth",
+            )
+        try:
+            m = _LabelIn.model_validate(obj)
+        except ValidationError as err:
+            raise _from_validation(err) from None
+        if m.timestamp is not None:
+            ts = parse_timestamp(m.timestamp)
+        elif record_ts_ms is not None:
+            ts = record_ts_ms
+        else:
+            raise _Bad(MISSING_FIELD, "missing required field 'timestamp'")
+        return Label(
+            inference_id=m.inference_id, label=_binary(m.label, "label", INVALID_LABEL),
+            timestamp_ms=_check_time(ts, now_ms, limits), endpoint=m.endpoint, source=m.source,
+        )
+    except _Bad as bad:
+        return BadRecord(bad.reason, bad.detail, raw, source)

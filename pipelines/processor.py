@@ -1,0 +1,157 @@
+"""One partition's pipeline: parse -> join -> counts, with snapshot and restore.
+
+Both topics are co-partitioned by inference id, so partition p of captures and of labels
+are processed by the same PartitionPipeline and its state moves between instances as a unit.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipelines.aggregate import Aggregator
+from pipelines.datum import Datum
+from pipelines.join import JoinPolicy, JoinState
+from pipelines.parse import ParseLimits, parse_capture, parse_label
+from pipelines.records import BadRecord, Capture, Label, Source
+from pipelines.datum import Dimensions
+from pipelines.series import SegmentCap, Series, dimension_sets
+
+SNAPSHOT_VERSION = 1
+
+
+class WindowSink(Protocol):
+    """The sliding-window gauges' side of the fan-out (pipelines.window.SlidingWindow)."""
+
+    def add(self, series: Dimensions, event_ms: int, name: str, value: float = 1.0) -> None: ...
+
+    def add_latency(self, series: Dimensions, event_ms: int, ms: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    captures_topic: str = "captures"
+    labels_topic: str = "labels"
+    tick_ms: int = 60_000
+    join: JoinPolicy = JoinPolicy()
+    limits: ParseLimits = ParseLimits()
+    score_threshold: float = 0.5
+    score_thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, endpoint: str) -> float:
+        return self.score_thresholds.get(endpoint, self.score_threshold)
+
+
+class PartitionPipeline:
+    """Consumes raw records of one partition of both topics; never raises on bad input."""
+
+    def __init__(
+        self,
+        partition: int,
+        config: PipelineConfig,
+        segments: SegmentCap | None = None,
+        window: WindowSink | None = None,
+        join: JoinState | None = None,
+        aggregator: Aggregator | None = None,
+    ) -> None:
+        self.partition = partition
+        self.config = config
+        self.segments = segments or SegmentCap()
+        self.window = window
+        self.join = join or JoinState(config.join)
+        self.aggregator = aggregator or Aggregator(config.tick_ms)
+        self.offsets: dict[str, int] = {}  # topic -> next offset to read
+        self.bad_records: Counter[str] = Counter()
+        self._dims: dict[Series, list[Dimensions]] = {}
+
+    def _dimension_sets(self, series: Series) -> list[Dimensions]:
+        dims = self._dims.get(series)
+        if dims is None:
+            dims = self._dims[series] = dimension_sets(series)
+        return dims
+
+    # Sink for the join: counts go to this partition's aggregator and to the shared window,
+    # which is keyed by dimension set so base and segment gauges each see their own sample
+    def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
+        self.aggregator.count(series, ts_ms, name, delta)
+        if self.window is not None:
+            for dims in self._dimension_sets(series):
+                self.window.add(dims, ts_ms, name, delta)
+
+    def submit(
+        self, topic: str, raw: bytes, offset: int, now_ms: int,
+        headers: Mapping[str, bytes] | None = None, record_ts_ms: int | None = None,
+    ) -> BadRecord | None:
+        """Process one record; returns the BadRecord to dead-letter, if it was bad."""
+        source = Source(topic, self.partition, offset)
+        record: Capture | Label | BadRecord
+        if topic == self.config.captures_topic:
+            record = parse_capture(
+                raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, source=source,
+                limits=self.config.limits, threshold=self.config.threshold,
+            )
+        elif topic == self.config.labels_topic:
+            record = parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, source=source, limits=self.config.limits)
+        else:
+            raise ValueError(f"topic {topic!r} is neither the captures nor the labels topic")
+        self.offsets[topic] = offset + 1
+        if isinstance(record, BadRecord):
+            self.bad_records[record.reason] += 1
+            return record
+        if isinstance(record, Capture):
+            self.add_capture(record, now_ms)
+        else:
+            self.join.add_label(record, now_ms, self)
+        return None
+
+    def add_capture(self, cap: Capture, now_ms: int) -> None:
+        series: Series = (cap.endpoint, cap.variant, cap.model_version, self.segments.map(cap.attributes))
+        if not self.join.add_capture(cap, series, now_ms, self):
+            return  # a duplicate: counted by the join, not counted again here
+        ts = cap.timestamp_ms
+        self.count(series, ts, "Invocations")
+        if cap.is_error:
+            self.count(series, ts, "Errors")
+        if cap.prediction is not None:
+            self.count(series, ts, "Predictions")
+            self.count(series, ts, "PositivePredictions", cap.prediction)
+        if cap.latency_ms is not None:
+            self.aggregator.latency(series, ts, cap.latency_ms)
+            if self.window is not None:
+                for dims in self._dimension_sets(series):
+                    self.window.add_latency(dims, ts, cap.latency_ms)
+
+    def tick(self, now_ms: int) -> list[Datum]:
+        """Expire what waited too long, then drain this partition's counts as datums."""
+        self.join.expire(now_ms, self)
+        return self.aggregator.drain(now_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "version": SNAPSHOT_VERSION,
+            "partition": self.partition,
+            "offsets": dict(self.offsets),
+            "join": self.join.snapshot(),
+            "aggregator": self.aggregator.snapshot(),
+            "segments": self.segments.snapshot(),
+            "bad_records": dict(self.bad_records),
+        }
+
+    @classmethod
+    def restore(
+        cls, data: dict[str, Any], config: PipelineConfig, segments: SegmentCap | None = None,
+        window: WindowSink | None = None,
+    ) -> "PartitionPipeline":
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"partition snapshot version {data.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})")
+        segments = segments or SegmentCap()
+        segments.restore(data["segments"])
+        p = cls(
+            data["partition"], config, segments, window,
+            join=JoinState.restore(data["join"], config.join),
+            aggregator=Aggregator.restore(config.tick_ms, data["aggregator"]),
+        )
+        p.offsets = dict(data["offsets"])
+        p.bad_records = Counter(data["bad_records"])
+        return p

@@ -1,0 +1,249 @@
+"""Sliding-window gauges over event time (Precision, Recall, LatencyP99, ...).
+
+The window is a ring of fixed buckets per series, each holding additive
+counters and a latency histogram, so adding an event is O(1) and a gauge is a
+sum over ``window_ms / bucket_ms`` buckets. No clock of its own: ``now_ms`` is
+always passed in.
+
+Window edge, exactly: an event at ``event_ms`` lands in the bucket starting at
+``floor(event_ms / bucket_ms) * bucket_ms``. At ``now_ms`` the window is the set
+of buckets whose start ``s`` satisfies ``now_ms - window_ms < s <= now_ms``.
+With ``window_ms`` a multiple of ``bucket_ms`` (required) that is exactly
+``window_ms / bucket_ms`` buckets, the newest being the one containing
+``now_ms``; events are in the window iff
+``floor_b(now_ms) - window_ms + bucket_ms <= event_ms < floor_b(now_ms) + bucket_ms``.
+So at a tick edge ``now_ms = k·bucket_ms`` the just-opened bucket ``[now_ms,
+now_ms + bucket_ms)`` is in and the bucket starting at ``now_ms - window_ms``
+has just left. Events stamped after ``now_ms`` but inside the current bucket
+count; later buckets wait until ``now_ms`` reaches them.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.latency import Histogram
+from pipelines.stats import ratio, wilson_lower_bound
+
+#: Counter names the gauges read; any other name is accepted and summed too.
+INVOCATIONS = "Invocations"
+ERRORS = "Errors"
+PREDICTIONS = "Predictions"
+POSITIVE_PREDICTIONS = "PositivePredictions"
+TRUE_POSITIVES = "TruePositives"
+FALSE_POSITIVES = "FalsePositives"
+FALSE_NEGATIVES = "FalseNegatives"
+TRUE_NEGATIVES = "TrueNegatives"
+LABELED = "Labeled"
+SHADOW_AGREEMENTS = "ShadowAgreements"
+SHADOW_COMPARISONS = "ShadowComparisons"
+#: Key of the latency sample size in :meth:`SlidingWindow.samples`.
+LATENCY_SAMPLES = "LatencySamples"
+
+_SNAPSHOT_VERSION = 1
+
+
+@dataclass(slots=True)
+class _Bucket:
+    counters: dict[str, float]
+    latency: Histogram
+
+
+class SlidingWindow:
+    """Per-series event-time buckets and the gauges computed over them.
+
+    Series keys are opaque hashables (e.g. a ``(endpoint, variant, version, segment)``
+    tuple). Not thread-safe: owned by the consumer thread; hand :meth:`gauges`
+    results (plain dicts) to other threads.
+    """
+
+    def __init__(self, window_ms: int, bucket_ms: int, min_samples: float) -> None:
+        if bucket_ms <= 0 or window_ms <= 0:
+            raise ValueError(f"window_ms and bucket_ms must be > 0, got window_ms={window_ms}, bucket_ms={bucket_ms}")
+        if window_ms % bucket_ms:
+            raise ValueError(
+                f"window_ms must be a multiple of bucket_ms so the window is whole buckets, "
+                f"got window_ms={window_ms}, bucket_ms={bucket_ms}"
+            )
+        if min_samples < 0:
+            raise ValueError(f"min_samples must be >= 0, got {min_samples}")
+        self.window_ms = window_ms
+        self.bucket_ms = bucket_ms
+        self.min_samples = min_samples
+        self._series: dict[Hashable, dict[int, _Bucket]] = {}
+
+    # -- writing -----------------------------------------------------------------
+
+    def _bucket(self, series: Hashable, event_ms: int) -> _Bucket:
+        start = (event_ms // self.bucket_ms) * self.bucket_ms
+        buckets = self._series.setdefault(series, {})
+        bucket = buckets.get(start)
+        if bucket is None:
+            bucket = buckets[start] = _Bucket({}, Histogram())
+        return bucket
+
+    def add(self, series: Hashable, event_ms: int, name: str, value: float = 1.0) -> None:
+        """Add ``value`` to counter ``name`` of the bucket holding ``event_ms``.
+
+        Negative values are allowed: a corrected label moves a count by
+        subtracting it from the outcome it used to feed.
+        """
+        if not math.isfinite(value):
+            raise ValueError(f"counter {name!r} can only be moved by a finite amount, got {value!r}")
+        counters = self._bucket(series, event_ms).counters
+        counters[name] = counters.get(name, 0.0) + value
+
+    def add_latency(self, series: Hashable, event_ms: int, ms: float) -> None:
+        """Record one latency observation (ms >= 0) at event time ``event_ms``."""
+        self._bucket(series, event_ms).latency.add(ms)
+
+    def evict(self, now_ms: int) -> int:
+        """Drop buckets that can no longer be in any window at or after ``now_ms``.
+
+        Those are the buckets with start ``<= now_ms - window_ms``; series left
+        without buckets disappear. Returns the number of buckets dropped.
+        """
+        horizon = now_ms - self.window_ms
+        dropped = 0
+        for key in list(self._series):
+            buckets = self._series[key]
+            old = [start for start in buckets if start <= horizon]
+            for start in old:
+                del buckets[start]
+            dropped += len(old)
+            if not buckets:
+                del self._series[key]
+        return dropped
+
+    # -- reading -----------------------------------------------------------------
+
+    def _in_window(self, series: Hashable, now_ms: int) -> list[_Bucket]:
+        buckets = self._series.get(series)
+        if not buckets:
+            return []
+        lo = now_ms - self.window_ms
+        return [b for start, b in buckets.items() if lo < start <= now_ms]
+
+    def samples(self, series: Hashable, now_ms: int) -> dict[str, float]:
+        """Raw sums over the window at ``now_ms``: every counter seen, plus ``LatencySamples``."""
+        sums: dict[str, float] = {}
+        latency_total = 0.0
+        for bucket in self._in_window(series, now_ms):
+            for name, value in bucket.counters.items():
+                sums[name] = sums.get(name, 0.0) + value
+            latency_total += bucket.latency.total
+        sums[LATENCY_SAMPLES] = latency_total
+        return sums
+
+    def histogram(self, series: Hashable, now_ms: int) -> Histogram:
+        """The window's latency observations merged into one (new) histogram."""
+        merged = Histogram()
+        for bucket in self._in_window(series, now_ms):
+            merged.merge(bucket.latency)
+        return merged
+
+    def gauges(self, series: Hashable, now_ms: int) -> dict[str, float]:
+        """Gauges over the window at ``now_ms``; a gauge whose sample is below ``min_samples`` is absent.
+
+        Each gauge and its sample (the count it is a statistic of):
+
+        ======================  ==========================================  =====================
+        gauge                   value                                       sample
+        ======================  ==========================================  =====================
+        Precision               tp / (tp + fp)                              tp + fp
+        PrecisionLowerBound     Wilson 95 % lower bound of the above        tp + fp
+        Recall                  tp / (tp + fn)                              tp + fn
+        RecallLowerBound        Wilson 95 % lower bound of the above        tp + fn
+        F1                      2tp / (2tp + fp + fn)                       tp + fp + fn
+        ErrorRate               errors / invocations                        invocations
+        PositiveRate            positive predictions / predictions          predictions
+        LabelCoverage           min(1, labeled / predictions)               predictions
+        ShadowAgreement         agreements / comparisons                    comparisons
+        LatencyP50/P90/P99      percentile of the merged histogram          latency observations
+        ======================  ==========================================  =====================
+
+        F1's sample is the number of outcomes it depends on (tp + fp + fn), not its
+        denominator, which counts each true positive twice. LabelCoverage is capped
+        because labels are bucketed by label time and predictions by inference
+        time, so the raw ratio can exceed 1 in a window. A gauge with a zero
+        sample is absent even when ``min_samples == 0``.
+        """
+        s = self.samples(series, now_ms)
+        tp = s.get(TRUE_POSITIVES, 0.0)
+        fp = s.get(FALSE_POSITIVES, 0.0)
+        fn = s.get(FALSE_NEGATIVES, 0.0)
+        predictions = s.get(PREDICTIONS, 0.0)
+        out: dict[str, float] = {}
+
+        def put(name: str, value: float | None, sample: float) -> None:
+            if value is not None and sample > 0 and sample >= self.min_samples:
+                out[name] = value
+
+        put("Precision", ratio(tp, tp + fp), tp + fp)
+        put("Recall", ratio(tp, tp + fn), tp + fn)
+        put("F1", ratio(2 * tp, 2 * tp + fp + fn), tp + fp + fn)
+        put("ErrorRate", ratio(s.get(ERRORS, 0.0), s.get(INVOCATIONS, 0.0)), s.get(INVOCATIONS, 0.0))
+        put("PositiveRate", ratio(s.get(POSITIVE_PREDICTIONS, 0.0), predictions), predictions)
+        coverage = ratio(s.get(LABELED, 0.0), predictions)
+        put("LabelCoverage", None if coverage is None else min(1.0, coverage), predictions)
+        put("ShadowAgreement", ratio(s.get(SHADOW_AGREEMENTS, 0.0), s.get(SHADOW_COMPARISONS, 0.0)),
+            s.get(SHADOW_COMPARISONS, 0.0))
+        put("PrecisionLowerBound", _wilson(tp, tp + fp), tp + fp)
+        put("RecallLowerBound", _wilson(tp, tp + fn), tp + fn)
+        n_latency = s[LATENCY_SAMPLES]
+        if n_latency > 0 and n_latency >= self.min_samples:
+            hist = self.histogram(series, now_ms)
+            for name, q in (("LatencyP50", 50.0), ("LatencyP90", 90.0), ("LatencyP99", 99.0)):
+                put(name, hist.percentile(q), n_latency)
+        return out
+
+    def series(self) -> list[Hashable]:
+        """Series keys that hold at least one bucket, in first-seen order."""
+        return list(self._series)
+
+    # -- state -------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, picklable data (dicts, lists, tuples, numbers, the series keys) for :meth:`restore`."""
+        return {
+            "version": _SNAPSHOT_VERSION,
+            "window_ms": self.window_ms,
+            "bucket_ms": self.bucket_ms,
+            "min_samples": self.min_samples,
+            "series": [
+                (key, [(start, dict(b.counters), b.latency.snapshot()) for start, b in sorted(buckets.items())])
+                for key, buckets in self._series.items()
+            ],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> SlidingWindow:
+        """Rebuild a window from :meth:`snapshot` output."""
+        if data.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError(f"unknown SlidingWindow snapshot version {data.get('version')!r}, expected {_SNAPSHOT_VERSION}")
+        window = cls(int(data["window_ms"]), int(data["bucket_ms"]), data["min_samples"])
+        series_data: Iterable[tuple[Hashable, Iterable[tuple[int, dict[str, float], Any]]]] = data["series"]
+        for key, buckets in series_data:
+            restored = window._series.setdefault(_hashable(key), {})
+            for start, counters, hist in buckets:
+                restored[int(start)] = _Bucket({str(k): float(v) for k, v in counters.items()}, Histogram.restore(hist))
+        return window
+
+
+def _hashable(key: object) -> Hashable:
+    # A snapshot that went through JSON turns tuple keys into lists.
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if not isinstance(key, Hashable):
+        raise ValueError(f"SlidingWindow snapshot holds an unhashable series key {key!r}")
+    return key
+
+
+def _wilson(successes: float, n: float) -> float | None:
+    # Counters can be moved by corrections; a transiently inconsistent window
+    # (successes outside [0, n]) yields no bound rather than an exception.
+    if not (0 <= successes <= n):
+        return None
+    return wilson_lower_bound(successes, n)

@@ -1,0 +1,138 @@
+"""`rollguard demo`: the local stack, a live traffic generator and the daemon, in one command.
+
+Starts a Kafka broker and a moto server (service.devstack), creates the topics, produces
+fraud-model traffic (production v5 and shadow v6, labels 5-30 s after each inference), runs the
+daemon on it and prints what it consumed and what CloudWatch now holds, until Ctrl-C or
+--seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import signal
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from service.devstack import start_kafka, start_moto
+from service.settings import load_settings
+from service.topics import ensure_topics
+from service.traffic import BAD_RECORDS, TrafficSpec, generate
+
+SPEC = TrafficSpec(correction_rate=0.02, duplicate_rate=0.01)
+
+
+def _produce_forever(bootstrap: str, settings: Any, rate: int, stop: threading.Event) -> None:
+    """`rate` inferences a second; each label is held back 5-30 s, like a late dispute."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    delayed: list[tuple[float, bytes, bytes]] = []
+    rng = random.Random(1)
+    second = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        traffic = generate(rate, now_ms - 1000, SPEC, seed=second, span_ms=1000)
+        for key, value in traffic.capture_records():
+            producer.send(settings.captures_topic, key=key, value=value)
+        for key, value in traffic.label_records():
+            delayed.append((time.monotonic() + rng.uniform(5, 30), key, value))
+        if second % 20 == 7:  # now and then a bad record, to show the dead-letter path
+            producer.send(settings.captures_topic, value=rng.choice(BAD_RECORDS)[1])
+        due = [d for d in delayed if d[0] <= time.monotonic()]
+        delayed = [d for d in delayed if d[0] > time.monotonic()]
+        for _, key, value in due:
+            producer.send(settings.labels_topic, key=key, value=value)
+        producer.flush()
+        second += 1
+        stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+    producer.close()
+
+
+def _cloudwatch_totals(settings: Any) -> dict[str, float]:
+    from service import aws
+
+    cw = aws.client("cloudwatch", settings)
+    now = datetime.now(timezone.utc)
+    queries = []
+    names = ["Invocations", "Errors", "TruePositives", "FalsePositives", "FalseNegatives", "Labeled"]
+    for variant, version in ((SPEC.production, SPEC.production_version), (SPEC.shadow, SPEC.shadow_version)):
+        for name in names:
+            dims = [{"Name": "EndpointName", "Value": SPEC.endpoint}, {"Name": "VariantName", "Value": variant},
+                    {"Name": "ModelVersion", "Value": version}]
+            queries.append({"Id": f"m{len(queries)}", "Label": f"{variant} {name}", "MetricStat": {
+                "Metric": {"Namespace": settings.namespace, "MetricName": name, "Dimensions": dims},
+                "Period": 3600, "Stat": "Sum"}})
+    resp = cw.get_metric_data(MetricDataQueries=queries, StartTime=now - timedelta(hours=2), EndTime=now + timedelta(hours=1))
+    return {r["Label"]: sum(r["Values"]) for r in resp["MetricDataResults"]}
+
+
+def _report(daemon: Any, settings: Any) -> None:
+    status = daemon.status()
+    print(f"\n[{datetime.now():%H:%M:%S}] consumed {status['records']} records, pending joins "
+          f"{status['pending_joins']}, dead letters {status['dead_letters']}, "
+          f"published {status['publisher'].get('sent_datums', 0)} datums")
+    for s in status["series"]:
+        d, g = s["dimensions"], s["gauges"]
+        if "ModelVersion" in d:
+            shown = ", ".join(f"{k}={g[k]:.3f}" for k in ("Precision", "Recall", "ErrorRate", "LatencyP99", "ShadowAgreement") if k in g)
+            print(f"  window {d['VariantName']:>10} ({d['ModelVersion']}): {shown or 'collecting samples'}")
+    try:
+        totals = _cloudwatch_totals(settings)
+        print("  CloudWatch sums: " + json.dumps({k: int(v) for k, v in totals.items() if v}))
+    except Exception as ex:  # the demo keeps going; the daemon retries on its own
+        print(f"  CloudWatch read failed: {ex}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rollguard demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    parser.add_argument("--rate", type=int, default=50, help="inferences per second")
+    parser.add_argument("--tick", type=float, default=5.0, help="publish interval in seconds")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    print("starting Kafka and the moto server ...", flush=True)
+    with start_kafka() as broker, start_moto() as moto, tempfile.TemporaryDirectory(prefix="rollguard-demo-") as state:
+        import os
+
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            os.environ.setdefault(key, value)
+        settings = load_settings(
+            kafka_bootstrap_servers=broker.bootstrap_servers, aws_endpoint_url=moto.endpoint_url,
+            aws_region="us-east-1", tick_seconds=args.tick, state_dir=state, min_samples=20,
+            segment_attributes=("merchant_category",),
+        )
+        ensure_topics(broker.bootstrap_servers, {settings.captures_topic: args.partitions,
+                                                 settings.labels_topic: args.partitions,
+                                                 settings.dead_letter_topic: 1})
+        print(f"kafka {broker.bootstrap_servers}, moto {moto.endpoint_url}, status http://{settings.http_addr}/v1/status")
+        from service.daemon import serve
+
+        holder: list[Any] = []
+        runner = threading.Thread(target=serve, args=(settings, stop), kwargs={"started": holder.append}, daemon=True)
+        runner.start()
+        producer = threading.Thread(target=_produce_forever, args=(broker.bootstrap_servers, settings, args.rate, stop), daemon=True)
+        producer.start()
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while not stop.wait(10):
+            if holder:
+                _report(holder[0], settings)
+            if deadline is not None and time.monotonic() >= deadline:
+                stop.set()
+        producer.join(timeout=10)
+        runner.join(timeout=60)
+        if holder:
+            _report(holder[0], settings)
+    print("demo stopped")
+    return 0

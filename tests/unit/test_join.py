@@ -1,0 +1,285 @@
+"""The join and counts, case by case and as a property against a pandas batch join."""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.datum import Datum
+from pipelines.join import JoinPolicy
+from pipelines.processor import PartitionPipeline, PipelineConfig
+from tests.reference import as_dict, batch_counts
+
+T0 = 1_790_000_000_000  # event times in the past of NOW
+NOW = T0 + 3_600_000
+
+
+def capture(i: str, variant: str = "prod", pred: int | None = 1, **extra: Any) -> dict[str, Any]:
+    msg: dict[str, Any] = {"inference_id": i, "endpoint": "ep", "variant": variant, "timestamp": T0}
+    if pred is not None:
+        msg["prediction"] = pred
+    msg.update(extra)
+    return msg
+
+
+def label(i: str, value: int, ts: int = T0 + 1000, **extra: Any) -> dict[str, Any]:
+    return {"inference_id": i, "label": value, "timestamp": ts, **extra}
+
+
+class Run:
+    """Feeds messages through one PartitionPipeline and sums what it publishes."""
+
+    def __init__(self, policy: JoinPolicy = JoinPolicy(), tick_ms: int = 60_000) -> None:
+        self.pipeline = PartitionPipeline(0, PipelineConfig(tick_ms=tick_ms, join=policy))
+        self.now = NOW
+        self.datums: list[Datum] = []
+        self.offset = 0
+
+    def send(self, topic: str, msg: dict[str, Any] | bytes) -> None:
+        raw = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+        bad = self.pipeline.submit(topic, raw, self.offset, self.now)
+        assert bad is None, bad
+        self.offset += 1
+
+    def cap(self, msg: dict[str, Any]) -> None:
+        self.send("captures", msg)
+
+    def lab(self, msg: dict[str, Any]) -> None:
+        self.send("labels", msg)
+
+    def totals(self) -> dict[tuple[str, str, str], int]:
+        self.datums += self.pipeline.tick(self.now)
+        out: Counter[tuple[str, str, str]] = Counter()
+        for d in self.datums:
+            dims = dict(d.dimensions)
+            if d.value is not None and set(dims) == {"EndpointName", "VariantName"}:
+                out[(dims["EndpointName"], dims["VariantName"], d.name)] += int(d.value)
+        return {k: v for k, v in out.items() if v}
+
+    def endpoint_totals(self, name: str) -> int:
+        return sum(int(d.value or 0) for d in self.datums if d.name == name)
+
+
+def test_label_after_capture() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.cap(capture("b", pred=0))
+    r.lab(label("a", 1))
+    r.lab(label("b", 1))
+    t = r.totals()
+    assert t[("ep", "prod", "TruePositives")] == 1
+    assert t[("ep", "prod", "FalseNegatives")] == 1
+    assert t[("ep", "prod", "Labeled")] == 2
+    assert t[("ep", "prod", "Invocations")] == 2
+
+
+def test_label_before_capture_is_kept() -> None:
+    r = Run()
+    r.lab(label("a", 0))
+    assert r.pipeline.join.pending_labels == 1
+    r.cap(capture("a", pred=1))
+    assert r.totals()[("ep", "prod", "FalsePositives")] == 1
+    assert r.pipeline.join.pending_labels == 0
+
+
+def test_one_label_judges_production_and_shadow() -> None:
+    r = Run()
+    r.cap(capture("a", "prod", pred=1))
+    r.cap(capture("a", "shadow", pred=0, shadow=True))
+    r.lab(label("a", 1))
+    r.cap(capture("a", "shadow2", pred=1, shadow=True))  # a late shadow still gets the label
+    t = r.totals()
+    assert t[("ep", "prod", "TruePositives")] == 1
+    assert t[("ep", "shadow", "FalseNegatives")] == 1
+    assert t[("ep", "shadow2", "TruePositives")] == 1
+    assert t[("ep", "shadow", "ShadowComparisons")] == 1 and ("ep", "shadow", "ShadowAgreements") not in t
+    assert t[("ep", "shadow2", "ShadowAgreements")] == 1
+
+
+def test_shadow_before_production_is_compared() -> None:
+    r = Run()
+    r.cap(capture("a", "shadow", pred=1, shadow=True))
+    r.cap(capture("a", "prod", pred=1))
+    t = r.totals()
+    assert t[("ep", "shadow", "ShadowAgreements")] == 1 and t[("ep", "shadow", "ShadowComparisons")] == 1
+
+
+def test_identical_repeat_label_is_a_noop() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.lab(label("a", 1))
+    r.lab(label("a", 1))
+    assert r.totals()[("ep", "prod", "Labeled")] == 1
+    assert r.pipeline.join.stats.repeated_labels == 1
+
+
+def test_correction_moves_counts() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.lab(label("a", 0, ts=T0 + 1000))
+    first = r.totals()
+    assert first[("ep", "prod", "FalsePositives")] == 1
+    r.lab(label("a", 1, ts=T0 + 2000))
+    t = r.totals()
+    assert t[("ep", "prod", "TruePositives")] == 1
+    assert ("ep", "prod", "FalsePositives") not in t
+    assert t[("ep", "prod", "Labeled")] == 1
+
+
+def test_stale_label_is_ignored() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.lab(label("a", 1, ts=T0 + 2000))
+    r.lab(label("a", 0, ts=T0 + 1000))
+    assert r.totals()[("ep", "prod", "TruePositives")] == 1
+    assert r.pipeline.join.stats.stale_labels == 1
+
+
+def test_correction_before_capture_keeps_latest() -> None:
+    r = Run()
+    r.lab(label("a", 0, ts=T0 + 1000))
+    r.lab(label("a", 1, ts=T0 + 3000))
+    r.lab(label("a", 0, ts=T0 + 2000))  # stale
+    r.cap(capture("a", pred=1))
+    assert r.totals()[("ep", "prod", "TruePositives")] == 1
+
+
+def test_duplicate_capture_ignored_and_counted() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.cap(capture("a", pred=1))
+    r.lab(label("a", 1))
+    t = r.totals()
+    assert t[("ep", "prod", "Invocations")] == 1 and t[("ep", "prod", "TruePositives")] == 1
+    assert r.pipeline.join.stats.duplicate_captures == 1
+
+
+def test_error_capture_counts_error_not_outcome() -> None:
+    r = Run()
+    r.cap(capture("a", pred=None, status=503, latency_ms=3.0))
+    r.cap(capture("b", pred=1, error="timeout"))
+    r.lab(label("a", 1))
+    t = r.totals()
+    assert t[("ep", "prod", "Errors")] == 2 and t[("ep", "prod", "Invocations")] == 2
+    assert t.get(("ep", "prod", "Labeled"), 0) == 0
+    assert r.pipeline.join.pending_labels == 0  # the label found its capture: not an orphan
+
+
+def test_expired_and_orphans() -> None:
+    policy = JoinPolicy(label_ttl_ms=10_000, label_wait_ms=5_000)
+    r = Run(policy)
+    r.cap(capture("a", pred=1))
+    r.cap(capture("b", pred=1))
+    r.lab(label("b", 1))
+    r.lab(label("z", 1, endpoint="ep"))
+    r.now += 6_000
+    r.totals()
+    assert r.endpoint_totals("OrphanLabels") == 1 and r.endpoint_totals("Expired") == 0
+    r.now += 5_000
+    r.totals()
+    assert r.endpoint_totals("Expired") == 1  # only the unlabelled one
+    assert r.pipeline.join.pending_captures == 0
+
+
+def test_memory_cap_evicts_and_counts() -> None:
+    r = Run(JoinPolicy(max_pending=100))
+    for i in range(150):
+        r.cap(capture(f"id{i}", pred=1))
+        r.now += 1000
+    assert r.pipeline.join.pending_captures <= 100
+    r.totals()
+    assert r.endpoint_totals("Evicted") == r.pipeline.join.stats.evicted_captures >= 50
+    assert r.endpoint_totals("Evicted") + r.pipeline.join.pending_captures == 150
+
+
+def test_snapshot_restore_continues_exactly() -> None:
+    r = Run()
+    r.cap(capture("a", pred=1))
+    r.cap(capture("b", pred=0, score=0.1))
+    r.lab(label("b", 0))
+    snap = r.pipeline.snapshot()
+    r.pipeline = PartitionPipeline.restore(snap, r.pipeline.config)
+    r.lab(label("a", 1))
+    r.lab(label("b", 1, ts=T0 + 5000))
+    t = r.totals()
+    assert t[("ep", "prod", "TruePositives")] == 1 and t[("ep", "prod", "FalseNegatives")] == 1
+    assert t[("ep", "prod", "Labeled")] == 2
+    assert r.pipeline.offsets == {"captures": 2, "labels": 5}  # next offset to read
+
+
+def test_score_only_capture_uses_threshold() -> None:
+    pipeline = PartitionPipeline(0, PipelineConfig(score_thresholds={"ep": 0.9}))
+    pipeline.submit("captures", json.dumps(capture("a", pred=None, score=0.8)).encode(), 0, NOW)
+    pipeline.submit("labels", json.dumps(label("a", 1)).encode(), 0, NOW)
+    names = {d.name: d.value for d in pipeline.tick(NOW) if len(d.dimensions) == 2}
+    assert names["FalseNegatives"] == 1
+
+
+def test_segments_and_model_version_dimensions() -> None:
+    from pipelines.series import SegmentCap
+
+    pipeline = PartitionPipeline(0, PipelineConfig(), SegmentCap(("mcc",), cap=1))
+    for i, mcc in enumerate(["5411", "5411", "7995"]):
+        msg = capture(f"i{i}", model_version="v6", attributes={"mcc": mcc, "ignored": "x"})
+        pipeline.submit("captures", json.dumps(msg).encode(), i, NOW)
+    dims = {(d.dimensions, d.value) for d in pipeline.tick(NOW) if d.name == "Invocations"}
+    base = (("EndpointName", "ep"), ("VariantName", "prod"), ("ModelVersion", "v6"))
+    ev = base[:2]
+    assert dims == {
+        (ev, 3.0), (base, 3.0), (ev + (("mcc", "5411"),), 2.0), (base + (("mcc", "5411"),), 2.0),
+        (ev + (("mcc", "__other__"),), 1.0), (base + (("mcc", "__other__"),), 1.0),
+    }
+
+
+# -- property: any order, delays, duplicates and corrections give the batch join's counts --
+
+@st.composite
+def message_sets(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    n = draw(st.integers(1, 40))
+    captures: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    for i in range(n):
+        iid = f"id{i}"
+        captures.append(capture(iid, "prod", pred=draw(st.sampled_from([0, 1, None])), status=draw(st.sampled_from([200, 500]))))
+        if draw(st.booleans()):
+            captures.append(capture(iid, "shadow", pred=None, score=draw(st.floats(0, 1)), shadow=True))
+        if draw(st.booleans()):
+            captures.append(dict(captures[-1]))  # duplicate capture
+        for k in range(draw(st.integers(0, 3))):  # none, one, repeats and corrections
+            labels.append(label(iid, draw(st.integers(0, 1)), ts=T0 + 1000 * draw(st.integers(0, 4)) + k))
+        if labels and draw(st.booleans()):
+            labels.append(dict(labels[-1]))  # identical repeat
+    # prediction-less captures need a status >= 400 to be valid
+    for c in captures:
+        if "prediction" not in c and "score" not in c:
+            c["status"] = 500
+    return captures, labels, draw(st.integers(0, 2**32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(message_sets())
+def test_any_interleaving_equals_batch_join(data: tuple[list[dict[str, Any]], list[dict[str, Any]], int]) -> None:
+    captures, labels, seed = data
+    rng = random.Random(seed)
+    stream = [("captures", c) for c in captures] + [("labels", lab) for lab in labels]
+    rng.shuffle(stream)
+    # labels of one id keep their relative order (one partition), so ties resolve the same way
+    label_order = iter(labels)
+    stream = [(t, next(label_order) if t == "labels" else m) for t, m in stream]
+    # the same capture duplicated: whichever copy comes first is the one counted
+    seen: set[tuple[str, str]] = set()
+    ordered_caps = []
+    for t, m in stream:
+        if t == "captures" and (m["inference_id"], m["variant"]) not in seen:
+            seen.add((m["inference_id"], m["variant"]))
+            ordered_caps.append(m)
+    r = Run()
+    for i, (topic, msg) in enumerate(stream):
+        r.send(topic, msg)
+        if i % 7 == 0:  # publish ticks in between must not change the totals
+            r.datums += r.pipeline.tick(r.now)
+    assert r.totals() == as_dict(batch_counts(ordered_caps, labels))
