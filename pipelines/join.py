@@ -14,7 +14,8 @@ Semantics (SPEC.md "Join semantics"):
 
 Memory: a pending capture is one Python int packing series id, prediction, shadow flag, label,
 arrival time, capture time and label time (about 44 bytes), stored in a per-endpoint dict
-keyed by the inference id; an id with several captures holds a tuple of such ints.
+keyed by the inference id (a canonical UUID id as its 16 bytes); an id with several captures
+holds a tuple of such ints. bench/memory.py measures the total per pending capture.
 Dicts keep insertion (arrival) order, so expiry pops from the front without a scan.
 """
 from __future__ import annotations
@@ -44,6 +45,20 @@ OUTCOMES = {(1, 1): "TruePositives", (1, 0): "FalsePositives", (0, 1): "FalseNeg
 MAX_SERIES = _SID_MASK + 1
 
 Entry = int | tuple[int, ...]
+Key = str | bytes
+
+
+def _key(inference_id: str) -> Key:
+    """A canonical lowercase UUID (the common inference id) is kept as its 16 bytes, which
+    saves ~36 bytes per pending join; any other id is kept as it is. Only the exact canonical
+    form is converted, so two different id strings never share a key."""
+    if len(inference_id) == 36 and inference_id[8] == inference_id[13] == inference_id[18] == inference_id[23] == "-" \
+            and inference_id == inference_id.lower():
+        try:
+            return bytes.fromhex(inference_id.replace("-", ""))
+        except ValueError:
+            return inference_id
+    return inference_id
 
 
 class Sink(Protocol):
@@ -107,8 +122,8 @@ class JoinState:
         self.policy = policy
         self.registry = registry or SeriesRegistry()
         self.stats = JoinStats()
-        self._captures: dict[str, dict[str, Entry]] = {}
-        self._labels: dict[str | None, dict[str, int]] = {}
+        self._captures: dict[str, dict[Key, Entry]] = {}
+        self._labels: dict[str | None, dict[Key, int]] = {}
         self._n_captures = 0
         self._n_labels = 0
 
@@ -127,7 +142,8 @@ class JoinState:
         if sid > _SID_MASK:
             raise OverflowError(f"more than {MAX_SERIES} series in one partition; lower the segment cap")
         by_id = self._captures.setdefault(cap.endpoint, {})
-        old = by_id.get(cap.inference_id)
+        key = _key(cap.inference_id)
+        old = by_id.get(key)
         elems = _elements(old) if old is not None else ()
         for e in elems:
             if self.registry[(e >> _SID_SHIFT) & _SID_MASK][1] == cap.variant:
@@ -142,7 +158,7 @@ class JoinState:
             | ((now_ms // 1000) & _S34) << _ARRIVAL_SHIFT
             | ((cap.timestamp_ms // 1000) & _S34) << _CTS_SHIFT
         )
-        label = _label_of(elems[0]) if elems else self._take_pending_label(cap.endpoint, cap.inference_id)
+        label = _label_of(elems[0]) if elems else self._take_pending_label(cap.endpoint, key)
         if label is not None:
             elem = _with_label(elem, *label)
             if pred is not None:
@@ -150,21 +166,22 @@ class JoinState:
         self._compare_shadow(elem, cap.timestamp_ms, elems, sink)
         if old is None:
             self._n_captures += 1
-        by_id[cap.inference_id] = _entry(elems + (elem,))
+        by_id[key] = _entry(elems + (elem,))
         self._enforce_cap(now_ms, sink)
         return True
 
     def add_label(self, label: Label, now_ms: int, sink: Sink) -> None:
         """Join one label with every capture of its id, or keep it until its capture comes."""
         self.stats.labels += 1
+        key = _key(label.inference_id)
         endpoints = [label.endpoint] if label.endpoint is not None else list(self._captures)
         for endpoint in endpoints:
             by_id = self._captures.get(endpoint)  # type: ignore[arg-type]
-            entry = by_id.get(label.inference_id) if by_id else None
+            entry = by_id.get(key) if by_id else None
             if entry is not None and by_id is not None:
-                by_id[label.inference_id] = self._relabel(_elements(entry), label, sink)
+                by_id[key] = self._relabel(_elements(entry), label, sink)
                 return
-        self._keep_label(label, now_ms, sink)
+        self._keep_label(label, key, now_ms, sink)
 
     def expire(self, now_ms: int, sink: Sink) -> None:
         """Expire captures older than label_ttl and labels older than label_wait (by arrival)."""
@@ -244,9 +261,9 @@ class JoinState:
             out.append(_with_label(e, label.label, label.timestamp_ms))
         return _entry(tuple(out))
 
-    def _keep_label(self, label: Label, now_ms: int, sink: Sink) -> None:
+    def _keep_label(self, label: Label, key: Key, now_ms: int, sink: Sink) -> None:
         pending = self._labels.setdefault(label.endpoint, {})
-        old = pending.get(label.inference_id)
+        old = pending.get(key)
         arrival = (now_ms // 1000) & _S34
         if old is not None:
             old_ts = old >> _PL_TS_SHIFT
@@ -260,23 +277,23 @@ class JoinState:
             arrival = (old >> _PL_ARRIVAL_SHIFT) & _S34
         else:
             self._n_labels += 1
-        pending[label.inference_id] = (label.label + 1) | (arrival << _PL_ARRIVAL_SHIFT) | (label.timestamp_ms << _PL_TS_SHIFT)
+        pending[key] = (label.label + 1) | (arrival << _PL_ARRIVAL_SHIFT) | (label.timestamp_ms << _PL_TS_SHIFT)
         self._enforce_cap(now_ms, sink)
 
-    def _take_pending_label(self, endpoint: str, inference_id: str) -> tuple[int, int] | None:
-        for key in (endpoint, None):
-            pending = self._labels.get(key)
+    def _take_pending_label(self, endpoint: str, key: Key) -> tuple[int, int] | None:
+        for ep in (endpoint, None):
+            pending = self._labels.get(ep)
             if pending:
-                packed = pending.pop(inference_id, None)
+                packed = pending.pop(key, None)
                 if packed is not None:
                     self._n_labels -= 1
                     return (packed & 0b11) - 1, packed >> _PL_TS_SHIFT
         return None
 
-    def _pop_front(self, by_id: dict[str, Entry], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
+    def _pop_front(self, by_id: dict[Key, Entry], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
         # one pass from the front: dicts keep arrival order, and popping keys while iterating
         # from the front repeatedly would rescan deleted slots each time
-        gone: list[str] = []
+        gone: list[Key] = []
         for inference_id, entry in by_id.items():
             elems = _elements(entry)
             if not evicting and ((elems[0] >> _ARRIVAL_SHIFT) & _S34) > cutoff_s:
@@ -296,8 +313,8 @@ class JoinState:
         self._n_captures -= len(gone)
         return len(gone)
 
-    def _pop_front_labels(self, endpoint: str | None, pending: dict[str, int], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
-        gone: list[str] = []
+    def _pop_front_labels(self, endpoint: str | None, pending: dict[Key, int], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
+        gone: list[Key] = []
         for inference_id, packed in pending.items():
             if not evicting and ((packed >> _PL_ARRIVAL_SHIFT) & _S34) > cutoff_s:
                 break

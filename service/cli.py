@@ -8,6 +8,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("service.daemon:main", "run the daemon: consume captures and labels, publish metrics"),
     "demo": ("service.demo:main", "start the local stack, a traffic generator and the daemon"),
+    "traffic": ("service.traffic:main", "produce synthetic captures and labels to the configured topics"),
     "devstack": ("service.devstack:main", "start/stop the local Kafka broker and moto server"),
     "import-s3": ("service.s3_import:main", "produce SageMaker Data Capture files from S3 to the captures topic"),
     "status": ("service.status:main", "live view from the running daemon"),

@@ -390,18 +390,12 @@ def check_topics(settings: Settings) -> None:
         )
 
 
-def build(settings: Settings, clock: Any = None) -> Daemon:
-    """The production wiring: kafka-python, boto3 and the local or S3 checkpoint store."""
-    from kafka import KafkaConsumer, KafkaProducer
+def make_consumer(settings: Settings) -> Any:
+    """The daemon's kafka-python consumer (not yet subscribed)."""
+    from kafka import KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
 
-    from alarms.publisher import Publisher as CloudWatchPublisher
-    from alarms.publisher import make_cloudwatch_client
-    from service import aws
-
-    clock = clock or SystemClock()
-    built: list[Daemon] = []
-    consumer = KafkaConsumer(
+    return KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         group_id=settings.group_id,
         enable_auto_commit=False,
@@ -414,6 +408,19 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
         client_id=f"rollguard-{settings.group_id}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
+
+
+def build(settings: Settings, clock: Any = None) -> Daemon:
+    """The production wiring: kafka-python, boto3 and the local or S3 checkpoint store."""
+    from kafka import KafkaProducer
+
+    from alarms.publisher import Publisher as CloudWatchPublisher
+    from alarms.publisher import make_cloudwatch_client
+    from service import aws
+
+    clock = clock or SystemClock()
+    built: list[Daemon] = []
+    consumer = make_consumer(settings)
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", linger_ms=20,
         max_request_size=max(settings.max_record_bytes * 2 + 65536, 1048576),

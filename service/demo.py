@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import signal
 import tempfile
 import threading
@@ -21,37 +20,9 @@ from typing import Any
 from service.devstack import start_kafka, start_moto
 from service.settings import load_settings
 from service.topics import ensure_topics
-from service.traffic import BAD_RECORDS, TrafficSpec, generate
+from service.traffic import TrafficSpec, produce_forever
 
 SPEC = TrafficSpec(correction_rate=0.02, duplicate_rate=0.01)
-
-
-def _produce_forever(bootstrap: str, settings: Any, rate: int, stop: threading.Event) -> None:
-    """`rate` inferences a second; each label is held back 5-30 s, like a late dispute."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    delayed: list[tuple[float, bytes, bytes]] = []
-    rng = random.Random(1)
-    second = 0
-    while not stop.is_set():
-        started = time.monotonic()
-        now_ms = int(time.time() * 1000)
-        traffic = generate(rate, now_ms - 1000, SPEC, seed=second, span_ms=1000)
-        for key, value in traffic.capture_records():
-            producer.send(settings.captures_topic, key=key, value=value)
-        for key, value in traffic.label_records():
-            delayed.append((time.monotonic() + rng.uniform(5, 30), key, value))
-        if second % 20 == 7:  # now and then a bad record, to show the dead-letter path
-            producer.send(settings.captures_topic, value=rng.choice(BAD_RECORDS)[1])
-        due = [d for d in delayed if d[0] <= time.monotonic()]
-        delayed = [d for d in delayed if d[0] > time.monotonic()]
-        for _, key, value in due:
-            producer.send(settings.labels_topic, key=key, value=value)
-        producer.flush()
-        second += 1
-        stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
-    producer.close()
 
 
 def _cloudwatch_totals(settings: Any) -> dict[str, float]:
@@ -122,7 +93,7 @@ def main(argv: list[str]) -> int:
         holder: list[Any] = []
         runner = threading.Thread(target=serve, args=(settings, stop), kwargs={"started": holder.append}, daemon=True)
         runner.start()
-        producer = threading.Thread(target=_produce_forever, args=(broker.bootstrap_servers, settings, args.rate, stop), daemon=True)
+        producer = threading.Thread(target=produce_forever, args=(settings, args.rate, stop, SPEC), daemon=True)
         producer.start()
         deadline = time.monotonic() + args.seconds if args.seconds else None
         while not stop.wait(10):

@@ -2,8 +2,12 @@
 delayed labels with known outcomes, plus duplicates, corrections and bad records on request."""
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import signal
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +88,45 @@ def generate(n: int, start_ms: int, spec: TrafficSpec = TrafficSpec(), seed: int
                 label_ts += rng.randint(1, 30_000)
             labels.append({"inference_id": iid, "endpoint": spec.endpoint, "label": truth, "timestamp": label_ts, "source": "disputes"})
     return Traffic(captures, labels, [raw for _, raw in BAD_RECORDS])
+
+
+def produce_forever(settings: Any, rate: int, stop: threading.Event, spec: TrafficSpec = TrafficSpec()) -> None:
+    """`rate` inferences a second to the captures topic; each label is held back 5-30 s, like a
+    late dispute; now and then a bad record, to show the dead-letter path. Until `stop`."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), linger_ms=20)
+    delayed: list[tuple[float, bytes, bytes]] = []
+    rng = random.Random(1)
+    second = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        traffic = generate(rate, int(time.time() * 1000) - 1000, spec, seed=second, span_ms=1000)
+        for key, value in traffic.capture_records():
+            producer.send(settings.captures_topic, key=key, value=value)
+        for key, value in traffic.label_records():
+            delayed.append((time.monotonic() + rng.uniform(5, 30), key, value))
+        if second % 20 == 7:
+            producer.send(settings.captures_topic, value=rng.choice(BAD_RECORDS)[1])
+        now = time.monotonic()
+        for _, key, value in (d for d in delayed if d[0] <= now):
+            producer.send(settings.labels_topic, key=key, value=value)
+        delayed = [d for d in delayed if d[0] > now]
+        producer.flush()
+        second += 1
+        stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+    producer.close()
+
+
+def main(argv: list[str]) -> int:
+    """`rollguard traffic`: synthetic traffic to the configured topics (docker-compose uses it)."""
+    from service.settings import load_or_exit
+
+    parser = argparse.ArgumentParser(prog="rollguard traffic", description="produce synthetic captures and labels")
+    parser.add_argument("--rate", type=int, default=50, help="inferences per second")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    produce_forever(load_or_exit(), args.rate, stop)
+    return 0

@@ -1,0 +1,492 @@
+"""`rollguard query`: metric history from CloudWatch, rates computed from the published sums.
+
+Works with the daemon down: it reads only CloudWatch (GetMetricData). For the exact
+dimension set asked for (EndpointName, VariantName, + ModelVersion, + one segment
+dimension) it fetches the ``Sum`` of each count metric a rate needs, per period, and
+computes the rate and its sample size itself, the way an alarm's metric math does: a
+count with no datapoint in a period is 0, and a rate whose denominator is 0 has no value.
+Latency percentiles are CloudWatch's own percentile statistics of the ``Latency``
+distribution (per period and over the whole range); its ``SampleCount`` is their sample.
+
+The pure half (:func:`parse_time`, :func:`align_range`, :func:`compute`, :func:`summarise`,
+:func:`render_table`) takes no clock and makes no call; :func:`run_query` does the I/O.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from alarms.spec import COUNT_METRICS
+from pipelines.stats import wilson_lower_bound
+
+DEFAULT_PERIOD = 300
+#: CloudWatch keeps 1-minute data 15 days, 5-minute data 63 days, hourly data 455 days.
+_RETENTION = ((timedelta(days=15), 60), (timedelta(days=63), 300), (timedelta(days=455), 3600))
+_RELATIVE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+LATENCY_METRIC = "Latency"
+LATENCY_SAMPLES_ID = "latency_n"
+
+
+# =========================================================================================
+# what can be asked for
+
+
+@dataclass(frozen=True, slots=True)
+class RateDef:
+    """A rate over count ids: ``sum(numerator) / sum(denominator)``, sample ``sum(sample)``.
+
+    Each part maps a count id (``tp``, ``fp``, ... see alarms.spec.COUNT_METRICS) to its
+    coefficient. ``bound`` asks for a Wilson 95 % lower bound (numerator successes out of
+    the sample), meaningful when the numerator counts a subset of the sample.
+    """
+
+    numerator: Mapping[str, float]
+    denominator: Mapping[str, float]
+    sample: Mapping[str, float]
+    bound: bool = False
+
+    def ids(self) -> frozenset[str]:
+        return frozenset(self.numerator) | frozenset(self.denominator) | frozenset(self.sample)
+
+
+RATES: dict[str, RateDef] = {
+    "precision": RateDef({"tp": 1}, {"tp": 1, "fp": 1}, {"tp": 1, "fp": 1}, bound=True),
+    "recall": RateDef({"tp": 1}, {"tp": 1, "fn": 1}, {"tp": 1, "fn": 1}, bound=True),
+    "f1": RateDef({"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}, {"tp": 1, "fp": 1, "fn": 1}),
+    "error_rate": RateDef({"errors": 1}, {"invocations": 1}, {"invocations": 1}),
+    "label_coverage": RateDef({"labeled": 1}, {"invocations": 1}, {"invocations": 1}),
+    "shadow_agreement": RateDef({"agreements": 1}, {"comparisons": 1}, {"comparisons": 1}),
+}
+#: plain counts: the metric's own Sum (label counts and friends)
+COUNTS: tuple[str, ...] = tuple(COUNT_METRICS)
+#: latency percentiles: query name -> CloudWatch extended statistic
+LATENCY: dict[str, str] = {"p50_latency": "p50", "p90_latency": "p90", "p99_latency": "p99"}
+#: shorthands accepted by --metric
+GROUPS: dict[str, tuple[str, ...]] = {
+    "latency": tuple(LATENCY),
+    "all": (*RATES, "labeled", "invocations", *LATENCY),
+}
+METRIC_NAMES: tuple[str, ...] = (*RATES, *COUNTS, *LATENCY)
+
+
+def expand_metrics(names: Iterable[str]) -> tuple[str, ...]:
+    """``["recall,precision", "latency"]`` -> the metric names in order, groups expanded, no repeats.
+
+    Raises ValueError naming an unknown metric and listing the known ones.
+    """
+    out: list[str] = []
+    for chunk in names:
+        for name in (n.strip().lower() for n in chunk.split(",")):
+            if not name:
+                continue
+            if name in GROUPS:
+                items: Sequence[str] = GROUPS[name]
+            elif name in METRIC_NAMES:
+                items = (name,)
+            else:
+                raise ValueError(f"unknown metric {name!r}; choose from {', '.join([*METRIC_NAMES, *GROUPS])}")
+            out += [i for i in items if i not in out]
+    if not out:
+        raise ValueError("name at least one metric")
+    return tuple(out)
+
+
+def count_ids(metrics: Iterable[str]) -> tuple[str, ...]:
+    """The count ids whose Sum the metrics need, in COUNT_METRICS order."""
+    needed: set[str] = set()
+    for m in metrics:
+        if m in RATES:
+            needed |= RATES[m].ids()
+        elif m in COUNT_METRICS:
+            needed.add(m)
+    return tuple(i for i in COUNT_METRICS if i in needed)
+
+
+# =========================================================================================
+# rate math (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One metric in one period: ``value`` is None when undefined (no sample)."""
+
+    value: float | None
+    sample: float
+    lower_bound: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value, "sample": self.sample}
+        if self.lower_bound is not None:
+            out["lower_bound"] = self.lower_bound
+        return out
+
+
+def _weighted(parts: Mapping[str, float], counts: Mapping[str, float]) -> float:
+    return math.fsum(coef * counts.get(cid, 0.0) for cid, coef in parts.items())
+
+
+def compute_rate(rate: RateDef, counts: Mapping[str, float]) -> Value:
+    """The rate over ``counts`` (missing ids are 0), with its sample size.
+
+    No value when the denominator or the sample is <= 0: a corrected label can move
+    counts between periods, so a period's net count can even be negative, and a rate
+    over it means nothing. The lower bound is given only when it is defined
+    (0 <= successes <= sample).
+    """
+    num, den, n = _weighted(rate.numerator, counts), _weighted(rate.denominator, counts), _weighted(rate.sample, counts)
+    if den <= 0 or n <= 0:
+        return Value(None, n)
+    bound = wilson_lower_bound(num, n) if rate.bound and 0 <= num <= n else None
+    return Value(num / den, n, bound)
+
+
+def compute(metric: str, counts: Mapping[str, float], latency: Mapping[str, float | None] | None = None,
+            latency_samples: float = 0.0) -> Value:
+    """Any query metric over one period's (or the total's) counts and latency statistics."""
+    if metric in RATES:
+        return compute_rate(RATES[metric], counts)
+    if metric in COUNT_METRICS:
+        c = counts.get(metric, 0.0)
+        return Value(c, c)
+    if metric in LATENCY:
+        v = (latency or {}).get(LATENCY[metric])
+        return Value(v if latency_samples > 0 else None, latency_samples)
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+# =========================================================================================
+# time (pure)
+
+
+def parse_time(text: str, now: datetime) -> datetime:
+    """``30m``/``6h``/``2d``/``1w``/``90s`` before ``now``, ``now``, or an ISO 8601 time.
+
+    A time without a zone is UTC. Returns an aware UTC datetime; raises ValueError with the
+    accepted forms otherwise.
+    """
+    t = text.strip()
+    if t.lower() == "now":
+        return now.astimezone(timezone.utc)
+    m = _RELATIVE_RE.match(t.lower())
+    if m:
+        return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])).astimezone(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t)
+    except ValueError:
+        raise ValueError(
+            f"cannot read time {text!r}: use a duration before now (30m, 6h, 2d, 1w), 'now', "
+            "or ISO 8601 (2026-11-21T09:05:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def align_range(start: datetime, end: datetime, period: int) -> tuple[datetime, datetime]:
+    """``[start, end)`` widened to whole periods on the epoch grid (how CloudWatch bins best)."""
+    s = math.floor(start.timestamp() / period) * period
+    e = math.ceil(end.timestamp() / period) * period
+    if e <= s:
+        e = s + period
+    return datetime.fromtimestamp(s, timezone.utc), datetime.fromtimestamp(e, timezone.utc)
+
+
+def retention_note(start: datetime, period: int, now: datetime) -> str | None:
+    """Why CloudWatch may have no data at this resolution for a range starting at ``start``."""
+    age = now - start
+    for limit, coarsest in _RETENTION:
+        if age <= limit:
+            return None
+        if period < coarsest * (300 if limit.days == 15 else 3600) // coarsest:
+            needed = 300 if limit.days == 15 else 3600
+            return (f"data older than {limit.days} days is kept at {needed} s resolution only; "
+                    f"use --period {needed} (or a multiple) for this range")
+    return "CloudWatch keeps data for 455 days at most"
+
+
+# =========================================================================================
+# results (pure)
+
+
+@dataclass
+class Fetched:
+    """Raw GetMetricData results: per count id and per latency statistic, timestamp -> value."""
+
+    counts: dict[str, dict[datetime, float]] = field(default_factory=dict)
+    latency: dict[str, dict[datetime, float]] = field(default_factory=dict)  # "p99" -> series; LATENCY_SAMPLES_ID too
+    latency_total: dict[str, float | None] = field(default_factory=dict)  # "p99" -> over the whole range
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One period (or the total): its counts and each asked metric's value."""
+
+    start: datetime | None  # None for the total
+    counts: dict[str, float]
+    values: dict[str, Value]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {} if self.start is None else {"start": iso(self.start)}
+        out["counts"] = self.counts
+        out["metrics"] = {k: v.as_dict() for k, v in self.values.items()}
+        return out
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def summarise(fetched: Fetched, metrics: Sequence[str], ids: Sequence[str]) -> tuple[list[Row], Row]:
+    """Rows per period that has any datapoint (sorted), and the total over the range.
+
+    The total's counts are the sums of the per-period sums (exact: counts are additive);
+    its latency percentiles are the range-wide statistics, not a merge of the periods'.
+    """
+    stamps: set[datetime] = set()
+    for series in (*fetched.counts.values(), *fetched.latency.values()):
+        stamps |= set(series)
+    rows: list[Row] = []
+    for t in sorted(stamps):
+        counts = {cid: fetched.counts.get(cid, {}).get(t, 0.0) for cid in ids}
+        stats = {s: fetched.latency.get(s, {}).get(t) for s in LATENCY.values()}
+        n = fetched.latency.get(LATENCY_SAMPLES_ID, {}).get(t, 0.0)
+        rows.append(Row(t, counts, {m: compute(m, counts, stats, n) for m in metrics}))
+    totals = {cid: math.fsum(fetched.counts.get(cid, {}).values()) for cid in ids}
+    n_total = math.fsum(fetched.latency.get(LATENCY_SAMPLES_ID, {}).values())
+    total = Row(None, totals, {m: compute(m, totals, fetched.latency_total, n_total) for m in metrics})
+    return rows, total
+
+
+def _cell(metric: str, v: Value) -> list[str]:
+    if metric in COUNT_METRICS:
+        return [_num(v.value)]
+    if metric in LATENCY:
+        return [_num(v.value, ms=True), _num(v.sample)]
+    return [_num(v.value, rate=True), _num(v.sample)]
+
+
+def _num(x: float | None, rate: bool = False, ms: bool = False) -> str:
+    if x is None:
+        return "-"
+    if rate:
+        return f"{x:.4f}"
+    if ms:
+        return f"{x:.1f}"
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def render_table(result: Mapping[str, Any], rows: Sequence[Row], total: Row, metrics: Sequence[str]) -> str:
+    """The people's table: one line per period, then the total; each rate with its sample n."""
+    dims = " ".join(f"{k}={v}" for k, v in result["dimensions"].items())
+    head = [f"{result['namespace']}  {dims}",
+            f"{result['start']} .. {result['end']}, period {result['period']} s (UTC)", ""]
+    columns = ["period start"]
+    for m in metrics:
+        columns += [m] if m in COUNT_METRICS else [m, "n"]
+    table = [columns]
+    for r in rows:
+        assert r.start is not None
+        line = [r.start.strftime("%Y-%m-%d %H:%M")]
+        for m in metrics:
+            line += _cell(m, r.values[m])
+        table.append(line)
+    line = ["total"]
+    for m in metrics:
+        line += _cell(m, total.values[m])
+    table.append(line)
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    out = head + ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+                  for row in table]
+    if not rows:
+        out.insert(len(head), "no datapoints in this range for exactly these dimensions")
+    for note in result.get("notes", []):
+        out.append(f"note: {note}")
+    return "\n".join(out) + "\n"
+
+
+# =========================================================================================
+# CloudWatch (I/O)
+
+
+class MetricDataClient(Protocol):
+    def get_metric_data(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+def dimensions(endpoint: str, variant: str, model_version: str | None = None,
+               segment: tuple[str, str] | None = None) -> list[dict[str, str]]:
+    """The exact CloudWatch dimension set of a query (SPEC.md "Metrics")."""
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    if model_version:
+        dims.append({"Name": "ModelVersion", "Value": model_version})
+    if segment:
+        dims.append({"Name": segment[0], "Value": segment[1]})
+    return dims
+
+
+def _stat(qid: str, namespace: str, metric: str, dims: list[dict[str, str]], period: int, stat: str) -> dict[str, Any]:
+    return {"Id": qid, "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims},
+        "Period": period, "Stat": stat}}
+
+
+def get_metric_data(client: MetricDataClient, queries: list[dict[str, Any]], start: datetime,
+                    end: datetime) -> dict[str, dict[datetime, float]]:
+    """Id -> {timestamp: value}, following NextToken; raises what the client raises."""
+    out: dict[str, dict[datetime, float]] = {q["Id"]: {} for q in queries}
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end,
+                                  "ScanBy": "TimestampAscending"}
+        if token:
+            kwargs["NextToken"] = token
+        page = client.get_metric_data(**kwargs)
+        for res in page.get("MetricDataResults", []):
+            series = out.setdefault(res["Id"], {})
+            for t, v in zip(res.get("Timestamps", []), res.get("Values", [])):
+                if v is not None:
+                    series[t.astimezone(timezone.utc)] = series.get(t.astimezone(timezone.utc), 0.0) + float(v)
+        token = page.get("NextToken")
+        if not token:
+            return out
+
+
+def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str]], metrics: Sequence[str],
+              start: datetime, end: datetime, period: int) -> Fetched:
+    """Fetch what ``metrics`` need over the aligned ``[start, end)``.
+
+    Counts and the latency SampleCount come in one request; percentiles in a second one
+    (per period, plus one datapoint over the whole range) so a backend that cannot compute
+    percentiles (moto) costs the percentiles only, recorded as a note.
+    """
+    ids = count_ids(metrics)
+    fetched = Fetched()
+    want_latency = any(m in LATENCY for m in metrics)
+    queries = [_stat(cid, namespace, COUNT_METRICS[cid], dims, period, "Sum") for cid in ids]
+    if want_latency:
+        queries.append(_stat(LATENCY_SAMPLES_ID, namespace, LATENCY_METRIC, dims, period, "SampleCount"))
+    if queries:
+        raw = get_metric_data(client, queries, start, end)
+        fetched.counts = {cid: raw.get(cid, {}) for cid in ids}
+        if want_latency:
+            fetched.latency[LATENCY_SAMPLES_ID] = raw.get(LATENCY_SAMPLES_ID, {})
+    if want_latency:
+        span = int((end - start).total_seconds())
+        stats = sorted({LATENCY[m] for m in metrics if m in LATENCY})
+        pq = [_stat(s, namespace, LATENCY_METRIC, dims, period, s) for s in stats]
+        pq += [_stat(f"{s}_total", namespace, LATENCY_METRIC, dims, span, s) for s in stats]
+        try:
+            raw = get_metric_data(client, pq, start, end)
+        except Exception as ex:  # noqa: BLE001 - the counts are still worth printing
+            fetched.notes.append(f"latency percentiles unavailable: {type(ex).__name__}: {str(ex).splitlines()[0][:200]}")
+            return fetched
+        for s in stats:
+            fetched.latency[s] = raw.get(s, {})
+            whole = raw.get(f"{s}_total", {})
+            # one datapoint spans the range; more means CloudWatch split it, and percentiles do not merge
+            fetched.latency_total[s] = next(iter(whole.values())) if len(whole) == 1 else None
+    return fetched
+
+
+# =========================================================================================
+# the command
+
+
+def _segment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value:
+        raise argparse.ArgumentTypeError(f"--segment must be ATTRIBUTE=VALUE (e.g. merchant_category=5411), got {text!r}")
+    return name.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rollguard query",
+        description="Metric history from CloudWatch; rates computed from the published sums (works with the daemon down).",
+    )
+    p.add_argument("--endpoint", required=True, help="EndpointName")
+    p.add_argument("--variant", required=True, help="VariantName")
+    p.add_argument("--metric", action="append", required=True,
+                   help=f"one or more (comma list or repeated): {', '.join(METRIC_NAMES)}; or 'latency', 'all'")
+    p.add_argument("--since", default="1h", help="start: 30m, 6h, 2d, 1w before now, or ISO 8601 (default 1h)")
+    p.add_argument("--until", default="now", help="end: same forms as --since (default now)")
+    p.add_argument("--period", type=int, default=DEFAULT_PERIOD, help="seconds per row, a multiple of 60 (default 300)")
+    p.add_argument("--segment", type=_segment, help="one segment dimension, ATTRIBUTE=VALUE")
+    p.add_argument("--model-version", help="only this model version (the ModelVersion dimension)")
+    p.add_argument("--namespace", help="CloudWatch namespace (default ROLLGUARD_NAMESPACE, Rollguard)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv: list[str], *, client: MetricDataClient | None = None, now: datetime | None = None) -> int:
+    """`rollguard query ...`; ``client`` and ``now`` are for tests (default: boto3 from settings, the clock)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    now = now or datetime.now(timezone.utc)
+    try:
+        metrics = expand_metrics(args.metric)
+        start, end = parse_time(args.since, now), parse_time(args.until, now)
+    except ValueError as ex:
+        parser.error(str(ex))
+    if args.period < 60 or args.period % 60:
+        parser.error(f"--period must be a positive multiple of 60 seconds, got {args.period}")
+    if end <= start:
+        parser.error(f"--since ({iso(start)}) must be before --until ({iso(end)})")
+    start, end = align_range(start, end, args.period)
+    if (end - start).total_seconds() / args.period > 100_000:
+        parser.error("that range has more than 100,000 periods; use a larger --period")
+
+    from service.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as err:
+        print(f"rollguard query: {err}", file=sys.stderr)
+        return 2
+    namespace = args.namespace or settings.namespace
+    if client is None:
+        from service import aws
+
+        client = aws.client("cloudwatch", settings)
+    dims = dimensions(args.endpoint, args.variant, args.model_version, args.segment)
+    try:
+        fetched = run_query(client, namespace, dims, metrics, start, end, args.period)
+    except Exception as ex:  # noqa: BLE001 - one clear line: credentials, region, endpoint, throttling
+        print(f"rollguard query: GetMetricData failed: {type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}",
+              file=sys.stderr)
+        return 1
+    note = retention_note(start, args.period, now)
+    if note:
+        fetched.notes.append(note)
+    ids = count_ids(metrics)
+    rows, total = summarise(fetched, metrics, ids)
+    result: dict[str, Any] = {
+        "namespace": namespace,
+        "dimensions": {d["Name"]: d["Value"] for d in dims},
+        "start": iso(start),
+        "end": iso(end),
+        "period": args.period,
+        "metrics": list(metrics),
+        "periods": [r.as_dict() for r in rows],
+        "total": total.as_dict(),
+        "notes": fetched.notes,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        sys.stdout.write(render_table(result, rows, total, metrics))
+        for n in fetched.notes:
+            print(f"rollguard query: {n}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
