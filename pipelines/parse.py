@@ -248,7 +248,12 @@ def _output(enc: _EncodedData, field: str) -> tuple[int | None, float | None]:
     if len(lines) != 1:
         raise _Bad(UNSUPPORTED_OUTPUT, f"{field}.data has {len(lines)} CSV rows, expected one")
     cells = [c.strip() for c in lines[0].split(",")]
-    return _score_or_class(cells[0] if len(cells) == 1 else cells, field)
+    if len(cells) == 1:
+        return _score_or_class(cells[0], field)
+    try:
+        return _score_or_class([float(c) for c in cells], field)
+    except ValueError:
+        raise _Bad(UNSUPPORTED_OUTPUT, f"{field}.data has non-numeric CSV cells") from None
 
 
 def _header(headers: Mapping[str, bytes], name: str) -> str:

@@ -72,26 +72,26 @@ import json
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, NoReturn, Protocol, TextIO
 
 from alarms import spec as alarm_spec
 from alarms.evaluator import Alarm as EvaluatorAlarm
-from alarms.evaluator import AlarmConfigError, DatumError, State, Transition
+from alarms.evaluator import AlarmConfigError, State, Transition
 from alarms.evaluator import Datum as CloudWatchDatum
 from alarms.evaluator import datum_from_cloudwatch, default_evaluation_range, evaluate, format_time, parse_time, timeline
 from pipelines.clock import MockedClock
-from pipelines.datum import Datum, Dimensions
+from pipelines.datum import Datum
 from pipelines.latency import MAX_DISTRIBUTION_VALUES, split_distribution
 from pipelines.parse import parse_capture, parse_label
 from pipelines.processor import PartitionPipeline, PipelineConfig
 from pipelines.records import BadRecord
 from pipelines.series import SegmentCap
 from pipelines.window import SlidingWindow
+from service.daemon import pipeline_config
 from service.s3_import import (
     CaptureKey,
     ConfigError,
@@ -321,29 +321,44 @@ def replay(
 MetricKey = tuple[str, frozenset[tuple[str, str]]]  # (metric name, dimension set)
 
 
-def index_datums(datums: Iterable[Datum]) -> dict[MetricKey, tuple[CloudWatchDatum, ...]]:
-    """Datums as the evaluator's MetricDatum values, by (metric name, dimension set), oldest first.
+class DatumIndex:
+    """Published datums by (metric name, dimension set), handed out as the evaluator's MetricDatum values.
 
-    Each goes through :func:`alarms.evaluator.datum_from_cloudwatch` in its PutMetricData form;
-    distributions of more than 150 values are split first, as the publisher does.
+    Each datum goes through :func:`alarms.evaluator.datum_from_cloudwatch` in its PutMetricData
+    form (distributions of more than 150 values split first, as the publisher does), only when
+    an alarm reads its metric: a replay publishes far more series than a spec watches.
     """
-    out: dict[MetricKey, list[CloudWatchDatum]] = {}
-    for datum in datums:
-        key: MetricKey = (datum.name, frozenset(datum.dimensions))
-        parts = [datum]
-        if len(datum.values) > MAX_DISTRIBUTION_VALUES:
-            parts = [
-                Datum(datum.name, datum.dimensions, datum.timestamp_ms, datum.unit, values=v, counts=c)
-                for v, c in split_distribution(datum.values, datum.counts)
-            ]
-        for part in parts:
-            out.setdefault(key, []).append(datum_from_cloudwatch(part.to_cloudwatch(), f"{datum.name} datum"))
-    return {key: tuple(sorted(items, key=lambda d: d.stored_at)) for key, items in out.items()}
+
+    def __init__(self, datums: Iterable[Datum]) -> None:
+        self._raw: dict[MetricKey, list[Datum]] = {}
+        for datum in datums:
+            self._raw.setdefault((datum.name, frozenset(datum.dimensions)), []).append(datum)
+        self._converted: dict[MetricKey, tuple[CloudWatchDatum, ...]] = {}
+
+    def keys(self) -> list[MetricKey]:
+        return list(self._raw)
+
+    def get(self, key: MetricKey) -> tuple[CloudWatchDatum, ...]:
+        """The datums of one metric, ordered by stored time; () when none was published."""
+        found = self._converted.get(key)
+        if found is None:
+            out: list[CloudWatchDatum] = []
+            for datum in self._raw.get(key, ()):
+                for values, counts in _parts(datum):
+                    entry = Datum(datum.name, datum.dimensions, datum.timestamp_ms, datum.unit, datum.value,
+                                  values, counts).to_cloudwatch()
+                    out.append(datum_from_cloudwatch(entry, f"{datum.name} datum"))
+            found = self._converted[key] = tuple(sorted(out, key=lambda d: d.stored_at))
+        return found
 
 
-def datapoints_for(
-    alarm: EvaluatorAlarm, index: Mapping[MetricKey, Sequence[CloudWatchDatum]], namespace: str,
-) -> dict[str, tuple[CloudWatchDatum, ...]]:
+def _parts(datum: Datum) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    if len(datum.values) <= MAX_DISTRIBUTION_VALUES:
+        return [(datum.values, datum.counts)]
+    return split_distribution(datum.values, datum.counts)
+
+
+def datapoints_for(alarm: EvaluatorAlarm, index: DatumIndex, namespace: str) -> dict[str, tuple[CloudWatchDatum, ...]]:
     """The evaluator's datapoint input for ``alarm``: by MetricStat id (math) or metric name (single).
 
     A metric gets exactly the datums published under ``namespace`` with its metric name and its
@@ -353,8 +368,8 @@ def datapoints_for(
     for metric in alarm.metrics:
         if metric.namespace != namespace or metric.metric_name is None:
             out[metric.key] = ()
-            continue
-        out[metric.key] = tuple(index.get((metric.metric_name, frozenset(metric.dimensions)), ()))
+        else:
+            out[metric.key] = index.get((metric.metric_name, frozenset(metric.dimensions)))
     return out
 
 
@@ -407,7 +422,7 @@ def evaluated_periods(
     """The most recent window of every evaluation in [start, end], with the alarm's value there.
 
     Uses :func:`alarms.evaluator.evaluate` on the data of the evaluation range only (``data`` must
-    be ordered by stored time, as :func:`index_datums` leaves it), so a long history stays cheap.
+    be ordered by stored time, as :class:`DatumIndex` hands it out), so a long history stays cheap.
     """
     size = default_evaluation_range(alarm)
     stamps = {key: [d.stored_at for d in items] for key, items in data.items()}
@@ -524,7 +539,7 @@ def default_range(alarm: alarm_spec.Alarm, replayed: Replay) -> tuple[int, int] 
 
 
 def backtest_alarm(
-    alarm: alarm_spec.Alarm, namespace: str, index: Mapping[MetricKey, Sequence[CloudWatchDatum]],
+    alarm: alarm_spec.Alarm, namespace: str, index: DatumIndex,
     start: int, end: int, bad: BadInterval | None,
 ) -> AlarmResult:
     """Evaluate one spec alarm over [start, end] (epoch seconds) from INSUFFICIENT_DATA.
@@ -582,8 +597,8 @@ def render_replay(replayed: Replay, tick_seconds: float) -> str:
     lines.append(
         f"join: {j.get('captures', 0)} captures, {j.get('labels', 0)} labels, "
         f"{j.get('duplicate_captures', 0)} duplicate captures, {j.get('corrections', 0)} corrections, "
-        f"{j.get('expired', 0)} expired, {j.get('orphan_labels', 0)} orphan labels; at the end "
-        f"{replayed.pending_captures} captures wait for a label and {replayed.pending_labels} labels for a capture"
+        f"{j.get('expired', 0)} expired, {j.get('orphan_labels', 0)} orphan labels; the join still holds "
+        f"{replayed.pending_captures} captures (kept for label_ttl) and {replayed.pending_labels} labels (label_wait)"
     )
     return "\n".join(lines)
 
@@ -627,13 +642,14 @@ def plot_alarm(result: AlarmResult, path: Path) -> None:
     """Write a PNG: the alarm's value per evaluated period vs the threshold, ALARM shaded, bad interval marked."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
         from matplotlib.figure import Figure
     except ImportError as ex:  # an optional dependency: pip install 'rollguard[plot]'
         raise InputError(f"--plot needs matplotlib (pip install 'rollguard[plot]'): {ex}") from None
 
-    def when(t: float) -> datetime:
-        return datetime.fromtimestamp(t, tz=timezone.utc)
+    def when(t: float) -> float:
+        # matplotlib's date numbers, so the axis formats UTC times
+        return float(date2num(datetime.fromtimestamp(t, tz=timezone.utc)))
 
     a, o = result.alarm, result.outcome
     # A figure without pyplot: no global state and no backend switch in the caller's process.
@@ -654,8 +670,8 @@ def plot_alarm(result: AlarmResult, path: Path) -> None:
                    label="in ALARM" if i == 0 else None)
     if result.bad is not None:
         bad_end = result.bad.end if result.bad.end is not None else result.end
-        ax.axvspan(when(result.bad.start), when(bad_end), facecolor="none", edgecolor="tab:orange", hatch="//",
-                   alpha=0.5, linewidth=0, label="bad interval")
+        ax.axvspan(when(result.bad.start), when(bad_end), facecolor="none", edgecolor="tab:orange", hatch="/",
+                   alpha=0.3, linewidth=0, label="bad interval")
         ax.axvline(when(result.bad.start), color="tab:orange", linewidth=1.5)
     if o.first_bad is not None:
         ax.axvline(when(o.first_bad.start), color="tab:purple", linestyle=":", linewidth=1.2,
@@ -665,6 +681,7 @@ def plot_alarm(result: AlarmResult, path: Path) -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlabel("period start (UTC)")
+    # the value the alarm evaluates: with a sample guard, a thin period reads as the safe value
     ax.set_ylabel(a.metric if a.kind != "expression" else "value")
     ax.grid(True, alpha=0.3)
     ax.set_title(
@@ -889,7 +906,8 @@ def main(
     except (alarm_spec.SpecError, alarm_spec.AlarmLimitError, AlarmConfigError) as ex:
         return fail(str(ex).splitlines()[0] if str(ex) else type(ex).__name__)
 
-    config = _pipeline_config(settings)
+    # the daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`
+    config = pipeline_config(settings)
     wanted = tuple(dict.fromkeys(a.segment[0] for a in alarms if a.segment is not None))
     missing = [attr for attr in wanted if attr not in settings.segment_attributes]
     if missing:
@@ -913,7 +931,7 @@ def main(
     print(render_replay(replayed, settings.tick_seconds), file=err if args.json else out)
 
     bad = None if args.bad_from is None else BadInterval(args.bad_from, args.bad_to)
-    index = index_datums(replayed.datums)
+    index = DatumIndex(replayed.datums)
     results: list[AlarmResult] = []
     for alarm in alarms:
         default = default_range(alarm, replayed)
@@ -939,13 +957,6 @@ def main(
     if args.fail_on_false_alarm and any(r.outcome.false_alarms for r in results):
         return 1
     return 0
-
-
-def _pipeline_config(settings: Settings) -> PipelineConfig:
-    # The daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`.
-    from service.daemon import pipeline_config
-
-    return pipeline_config(settings)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ from alarms.spec import COUNT_METRICS
 from pipelines.stats import wilson_lower_bound
 
 DEFAULT_PERIOD = 300
-#: CloudWatch keeps 1-minute data 15 days, 5-minute data 63 days, hourly data 455 days.
-_RETENTION = ((timedelta(days=15), 60), (timedelta(days=63), 300), (timedelta(days=455), 3600))
 _RELATIVE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 LATENCY_METRIC = "Latency"
@@ -200,16 +198,16 @@ def align_range(start: datetime, end: datetime, period: int) -> tuple[datetime, 
 
 
 def retention_note(start: datetime, period: int, now: datetime) -> str | None:
-    """Why CloudWatch may have no data at this resolution for a range starting at ``start``."""
+    """Why CloudWatch may return nothing at this ``period`` for a range starting at ``start``, or None."""
     age = now - start
-    for limit, coarsest in _RETENTION:
-        if age <= limit:
-            return None
-        if period < coarsest * (300 if limit.days == 15 else 3600) // coarsest:
-            needed = 300 if limit.days == 15 else 3600
-            return (f"data older than {limit.days} days is kept at {needed} s resolution only; "
-                    f"use --period {needed} (or a multiple) for this range")
-    return "CloudWatch keeps data for 455 days at most"
+    if age > timedelta(days=455):
+        return "CloudWatch keeps data for 455 days at most; the oldest part of this range is gone"
+    # (older than, resolution kept): 1-minute data lives 15 days, 5-minute data 63 days
+    for limit_days, resolution in ((63, 3600), (15, 300)):
+        if age > timedelta(days=limit_days) and period % resolution:
+            return (f"CloudWatch keeps data older than {limit_days} days at {resolution} s resolution only; "
+                    f"use --period {resolution} (or a multiple) for this range")
+    return None
 
 
 # =========================================================================================
@@ -353,7 +351,7 @@ def get_metric_data(client: MetricDataClient, queries: list[dict[str, Any]], sta
             series = out.setdefault(res["Id"], {})
             for t, v in zip(res.get("Timestamps", []), res.get("Values", [])):
                 if v is not None:
-                    series[t.astimezone(timezone.utc)] = series.get(t.astimezone(timezone.utc), 0.0) + float(v)
+                    series[t.astimezone(timezone.utc)] = float(v)
         token = page.get("NextToken")
         if not token:
             return out
@@ -483,8 +481,6 @@ def main(argv: list[str], *, client: MetricDataClient | None = None, now: dateti
         print(json.dumps(result, indent=2))
     else:
         sys.stdout.write(render_table(result, rows, total, metrics))
-        for n in fetched.notes:
-            print(f"rollguard query: {n}", file=sys.stderr)
     return 0
 
 
