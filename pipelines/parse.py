@@ -38,6 +38,7 @@ FUTURE_TIMESTAMP = "future_timestamp"
 INVALID_LABEL = "invalid_label"
 MISSING_PREDICTION = "missing_prediction"
 UNSUPPORTED_OUTPUT = "unsupported_output"
+UNPARSEABLE = "unparseable"  # anything else a record manages to trip (deep nesting, huge integers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +334,8 @@ def parse_capture(
         return _capture_rollguard(obj, now_ms, limits, threshold)
     except _Bad as bad:
         return BadRecord(bad.reason, bad.detail, raw, source)
+    except Exception as ex:  # errors as data: no record may stop the daemon
+        return BadRecord(UNPARSEABLE, _describe(ex), raw, source)
 
 
 def parse_label(
@@ -383,3 +386,9 @@ def parse_label(
         )
     except _Bad as bad:
         return BadRecord(bad.reason, bad.detail, raw, source)
+    except Exception as ex:  # errors as data: no record may stop the daemon
+        return BadRecord(UNPARSEABLE, _describe(ex), raw, source)
+
+
+def _describe(ex: Exception) -> str:
+    return f"{type(ex).__name__}: {ex}".splitlines()[0][:300]

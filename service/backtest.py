@@ -559,6 +559,54 @@ def backtest_alarm(
     )
 
 
+# ---------------------------------------------------------------- pure: the whole backtest
+
+
+@dataclass(frozen=True)
+class Backtest:
+    replay: Replay
+    results: tuple[AlarmResult, ...]
+
+
+def added_segment_attributes(settings: Settings, alarms: Sequence[alarm_spec.Alarm]) -> tuple[str, ...]:
+    """Segment attributes the alarms read that ROLLGUARD_SEGMENT_ATTRIBUTES does not list."""
+    wanted = dict.fromkeys(a.segment[0] for a in alarms if a.segment is not None)
+    return tuple(attr for attr in wanted if attr not in settings.segment_attributes)
+
+
+def run_backtest(
+    alarms: Sequence[alarm_spec.Alarm], lines: Iterable[Line], settings: Settings, *, namespace: str,
+    start: float | None = None, end: float | None = None, bad: BadInterval | None = None,
+) -> Backtest:
+    """Replay ``lines`` as the daemon configured by ``settings`` would, then backtest every alarm.
+
+    [start, end] (epoch seconds) defaults per alarm to :func:`default_range`. Raises ValueError
+    (one line) when there is nothing to evaluate or the settings cannot make the gauges' window,
+    and AlarmLimitError / AlarmConfigError for an alarm CloudWatch would refuse.
+    """
+    # the daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`
+    config = pipeline_config(settings)
+    attributes = settings.segment_attributes + added_segment_attributes(settings, alarms)
+    segments = SegmentCap(attributes, settings.segment_cardinality_cap)
+    window = None
+    if any(a.kind == "gauge" for a in alarms):
+        try:
+            window = SlidingWindow(int(settings.window_seconds * 1000), config.tick_ms, settings.min_samples)
+        except ValueError as ex:
+            raise ValueError(f"ROLLGUARD_WINDOW_SECONDS / ROLLGUARD_TICK_SECONDS: {ex}") from None
+    replayed = replay(order_stream(lines, config), config, segments, window)
+    index = DatumIndex(replayed.datums)
+    results: list[AlarmResult] = []
+    for alarm in alarms:
+        default = default_range(alarm, replayed)
+        if default is None and (start is None or end is None):
+            raise ValueError("no line has a usable event time, so there is nothing to evaluate; give --from and --to")
+        lo = int(start) if start is not None else default[0]  # type: ignore[index]  # checked just above
+        hi = int(math.ceil(end)) if end is not None else default[1]  # type: ignore[index]
+        results.append(backtest_alarm(alarm, namespace, index, lo, hi, bad))
+    return Backtest(replayed, tuple(results))
+
+
 # ---------------------------------------------------------------- pure: rendering
 
 
@@ -906,40 +954,23 @@ def main(
     except (alarm_spec.SpecError, alarm_spec.AlarmLimitError, AlarmConfigError) as ex:
         return fail(str(ex).splitlines()[0] if str(ex) else type(ex).__name__)
 
-    # the daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`
-    config = pipeline_config(settings)
-    wanted = tuple(dict.fromkeys(a.segment[0] for a in alarms if a.segment is not None))
-    missing = [attr for attr in wanted if attr not in settings.segment_attributes]
-    if missing:
-        print(f"{PROG}: note: segment attribute(s) {', '.join(missing)} added for this replay; the daemon needs "
+    added = added_segment_attributes(settings, alarms)
+    if added:
+        print(f"{PROG}: note: segment attribute(s) {', '.join(added)} added for this replay; the daemon needs "
               f"them in ROLLGUARD_SEGMENT_ATTRIBUTES to publish what these alarms read", file=err)
-    segments = SegmentCap(tuple(dict.fromkeys(settings.segment_attributes + wanted)), settings.segment_cardinality_cap)
-    window = None
-    if any(a.kind == "gauge" for a in alarms):
-        try:
-            window = SlidingWindow(int(settings.window_seconds * 1000), config.tick_ms, settings.min_samples)
-        except ValueError as ex:
-            return fail(f"ROLLGUARD_WINDOW_SECONDS / ROLLGUARD_TICK_SECONDS: {ex}")
-
     tags = VariantTags(frozenset(args.shadow_variant), dict(args.model_version))
     source = inputs or default_inputs(settings)
     try:
         lines = read_lines(source, args.captures, "capture", tags) + read_lines(source, args.labels, "label", tags)
     except InputError as ex:
         return fail(str(ex))
-    replayed = replay(order_stream(lines, config), config, segments, window)
-    print(render_replay(replayed, settings.tick_seconds), file=err if args.json else out)
-
     bad = None if args.bad_from is None else BadInterval(args.bad_from, args.bad_to)
-    index = DatumIndex(replayed.datums)
-    results: list[AlarmResult] = []
-    for alarm in alarms:
-        default = default_range(alarm, replayed)
-        if default is None and (args.start is None or args.end is None):
-            return fail("no line has a usable event time, so there is nothing to evaluate; give --from and --to")
-        start = int(args.start) if args.start is not None else default[0]  # type: ignore[index]
-        end = int(math.ceil(args.end)) if args.end is not None else default[1]  # type: ignore[index]
-        results.append(backtest_alarm(alarm, namespace, index, start, end, bad))
+    try:
+        done = run_backtest(alarms, lines, settings, namespace=namespace, start=args.start, end=args.end, bad=bad)
+    except ValueError as ex:
+        return fail(str(ex))
+    print(render_replay(done.replay, settings.tick_seconds), file=err if args.json else out)
+    results = done.results
 
     if args.json:
         json.dump([r.to_json() for r in results], out, indent=2)

@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from pipelines.datum import Datum
+from pipelines.datum import Datum, Dimensions
 from pipelines.join import JoinPolicy
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
@@ -45,9 +46,11 @@ class Consumer(Protocol):
 
 
 class Publisher(Protocol):
-    def enqueue(self, batch_id: str, datums: list[Datum]) -> None: ...
+    """alarms.publisher.Publisher's interface as the loop uses it; enqueue must not block."""
+
+    def enqueue(self, batch_id: str, datums: Iterable[Datum]) -> Any: ...
     def pending(self) -> list[str]: ...
-    def discard(self, batch_ids: list[str]) -> None: ...
+    def discard(self, batch_ids: Iterable[str]) -> Any: ...
     def flush(self, deadline_ms: int | None = None) -> Any: ...
 
 
@@ -270,7 +273,8 @@ class Daemon:
         now = self.clock.now_ms()
         with self.lock:
             series = []
-            for dims in self.window.series():
+            for key in self.window.series():
+                dims: Dimensions = key  # type: ignore[assignment]  # the window is keyed by dimension set
                 d = dict(dims)
                 if len(dims) > 3 or (len(dims) == 3 and "ModelVersion" not in d):
                     continue  # segment copies: available from query, too many to list here

@@ -30,7 +30,7 @@ def _cloudwatch_totals(settings: Any) -> dict[str, float]:
 
     cw = aws.client("cloudwatch", settings)
     now = datetime.now(timezone.utc)
-    queries = []
+    queries: list[dict[str, Any]] = []
     names = ["Invocations", "Errors", "TruePositives", "FalsePositives", "FalseNegatives", "Labeled"]
     for variant, version in ((SPEC.production, SPEC.production_version), (SPEC.shadow, SPEC.shadow_version)):
         for name in names:

@@ -119,14 +119,14 @@ def render_series(series: Mapping[str, Any], min_samples: Any) -> list[str]:
         n = sum(float(samples.get(p, 0.0) or 0.0) for p in parts)
         value = gauges.get(gauge)
         text = f"{fmt_rate(value):>7}  n={fmt_count(n)} {noun}"
-        if value is None and n > 0:
-            text += f" (below min samples {min_samples})"
         if bound is not None and gauges.get(bound) is not None:
             text += f", 95 % lower bound {fmt_rate(gauges[bound])}"
         if gauge == "LabelCoverage":
             text += f", {fmt_count(samples.get(w.LABELED, 0))} labeled"
         if gauge == "ErrorRate":
             text += f", {fmt_count(samples.get(w.ERRORS, 0))} errors"
+        if value is None and n > 0:
+            text += f" (below min samples {min_samples})"
         lines.append(_row(label, text))
     n_latency = samples.get(w.LATENCY_SAMPLES, 0)
     percentiles = "  ".join(f"{name.lower()} {fmt_ms(gauges.get(f'Latency{name}'))}" for name in ("P50", "P90", "P99"))

@@ -234,3 +234,34 @@ def test_ground_truth_needs_a_record_time_and_a_binary_value() -> None:
     assert reason(parse_label(ok, now_ms=NOW)) == p.MISSING_FIELD
     bad = json.dumps({"groundTruthData": {"data": "cat", "encoding": "CSV"}, "eventMetadata": {"eventId": "x"}}).encode()
     assert reason(parse_label(bad, now_ms=NOW, record_ts_ms=NOW)) == p.INVALID_LABEL
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"inference_id": "a", "timestamp": ' + b"9" * 5000 + b"}"])
+def test_pathological_input_is_dead_lettered_not_raised(raw: bytes) -> None:
+    assert isinstance(parse_capture(raw, now_ms=NOW), BadRecord)
+    assert isinstance(parse_label(raw, now_ms=NOW), BadRecord)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+fields = st.fixed_dictionaries({}, optional={
+    k: json_values for k in ("inference_id", "endpoint", "variant", "timestamp", "prediction", "score", "latency_ms",
+                             "status", "error", "attributes", "label", "captureData", "eventMetadata", "groundTruthData")
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), fields.map(lambda d: json.dumps(d).encode())))
+def test_any_bytes_give_a_record_or_a_bad_record(raw: bytes) -> None:
+    c = parse_capture(raw, now_ms=NOW, headers=HEADERS)
+    lab = parse_label(raw, now_ms=NOW, record_ts_ms=NOW)
+    assert isinstance(c, (Capture, BadRecord)) and isinstance(lab, (Label, BadRecord))
+    for r in (c, lab):
+        if isinstance(r, BadRecord):
+            assert r.reason and "\n" not in r.detail and r.raw == raw
