@@ -39,6 +39,9 @@ BATCH_DATUMS = 500
 
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: Any = None) -> None: ...
+    def assignment(self) -> set[Any]: ...
+    def pause(self, *partitions: Any) -> None: ...
+    def resume(self, *partitions: Any) -> None: ...
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]: ...
     def seek(self, partition: Any, offset: int) -> None: ...
     def commit(self, offsets: Any = None) -> None: ...
@@ -52,6 +55,7 @@ class Publisher(Protocol):
     def pending(self) -> list[str]: ...
     def discard(self, batch_ids: Iterable[str]) -> Any: ...
     def flush(self, deadline_ms: int | None = None) -> Any: ...
+    def buffered_datums(self) -> int: ...
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -120,6 +124,7 @@ class Daemon:
         self.ready = threading.Event()
         self.lock = threading.Lock()  # held while state changes, so the status API reads a consistent view
         self._tick_seq = 0
+        self.paused = False  # consumption paused for backpressure
         self._ledger_lock = threading.Lock()
 
     # -- partition ownership ----------------------------------------------------------------
@@ -341,6 +346,21 @@ class Daemon:
             self.stats.checkpoint_failures += 1
             log.error("checkpoint of partition %d failed: %s", partition, ex)
 
+    def apply_backpressure(self) -> None:
+        """Pause consumption while CloudWatch is not taking data and the publisher's buffer is
+        80 % full, resume below 50 %: records then wait in Kafka instead of being dropped."""
+        buffered = self.publisher.buffered_datums()
+        limit = self.settings.max_buffered_datums
+        if not self.paused and buffered >= 0.8 * limit:
+            self.paused = True
+            log.warning("publisher buffer %d/%d datums: pausing consumption until CloudWatch catches up", buffered, limit)
+        elif self.paused and buffered < 0.5 * limit:
+            self.paused = False
+            self.consumer.resume(*self.consumer.assignment())
+            log.warning("publisher buffer %d/%d datums: resuming consumption", buffered, limit)
+        if self.paused:
+            self.consumer.pause(*self.consumer.assignment())  # again: a rebalance resets pauses
+
     def run(self, stop: threading.Event, poll_timeout_ms: int = 200) -> None:
         s = self.settings
         self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=_listener(self))
@@ -350,6 +370,7 @@ class Daemon:
                 self.process(batch)
             if self.tick_due.is_set():
                 self.tick()
+                self.apply_backpressure()
         self.close()
 
     def close(self) -> None:
@@ -509,5 +530,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    time.tzset()
     sys.exit(main(sys.argv[1:]))
