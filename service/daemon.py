@@ -16,7 +16,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
