@@ -24,6 +24,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.datum import Datum
 from pipelines.latency import Histogram
 from pipelines.stats import ratio, wilson_lower_bound
 
@@ -247,3 +248,15 @@ def _wilson(successes: float, n: float) -> float | None:
     if not (0 <= successes <= n):
         return None
     return wilson_lower_bound(successes, n)
+
+
+def gauge_datums(window: SlidingWindow, now_ms: int, tick_ms: int) -> list[Datum]:
+    """Every published gauge of every series at ``now_ms``, stamped at the tick; the window is
+    keyed by CloudWatch dimension sets, so each key is a datum's dimensions."""
+    ts = now_ms - now_ms % tick_ms
+    out: list[Datum] = []
+    for dims in window.series():
+        for name, value in window.gauges(dims, now_ms).items():
+            unit = "Milliseconds" if name.startswith("Latency") else "None"
+            out.append(Datum(name, dims, ts, unit, value))  # type: ignore[arg-type]
+    return out

@@ -60,6 +60,11 @@ Definitions (per alarm):
   interval; with no bad interval every ALARM entry is a false alarm (the history is taken as good).
 - *time in ALARM*: seconds in ALARM within the evaluated range.
 
+Output: a table for people on stdout, after the replay summary (lines read, bad lines per reason
+with the first few named by file and line, join counters). With --json, stdout is a JSON list
+with one object per alarm (:meth:`AlarmResult.to_json`) and the replay summary goes to stderr.
+--plot DIR writes ``DIR/{alarm name}.png`` per alarm (matplotlib, Agg, no pyplot state).
+
 Exit codes: 0 the backtest ran (whatever the alarms did); 1 with --fail-on-false-alarm when any
 alarm fired outside the bad interval; 2 bad arguments, settings, spec or unreadable inputs (one
 line on stderr). Bad lines are never fatal: they are counted per reason and reported.
@@ -88,9 +93,9 @@ from pipelines.datum import Datum
 from pipelines.latency import MAX_DISTRIBUTION_VALUES, split_distribution
 from pipelines.parse import parse_capture, parse_label
 from pipelines.processor import PartitionPipeline, PipelineConfig
-from pipelines.records import BadRecord
+from pipelines.records import BadRecord, Capture, Label
 from pipelines.series import SegmentCap
-from pipelines.window import SlidingWindow
+from pipelines.window import SlidingWindow, gauge_datums
 from service.daemon import pipeline_config
 from service.s3_import import (
     CaptureKey,
@@ -123,6 +128,10 @@ class InputError(ValueError):
 
 class UsageError(ValueError):
     """Bad command-line arguments: one line, exit code 2."""
+
+
+class PlotError(RuntimeError):
+    """A plot cannot be written (matplotlib missing); one line."""
 
 
 # ---------------------------------------------------------------- pure: input lines
@@ -204,7 +213,7 @@ def event_time(line: Line, config: PipelineConfig) -> int | None:
     """The line's event time as the pipeline's own parser reads it (capture: inference time;
     label: label time), or None when the parser refuses the line."""
     headers = dict(line.headers)
-    record: object
+    record: Capture | Label | BadRecord
     if line.kind == "capture":
         record = parse_capture(
             line.raw, now_ms=_FAR_FUTURE_MS, headers=headers, record_ts_ms=line.record_ts_ms,
@@ -212,9 +221,7 @@ def event_time(line: Line, config: PipelineConfig) -> int | None:
         )
     else:
         record = parse_label(line.raw, now_ms=_FAR_FUTURE_MS, record_ts_ms=line.record_ts_ms, limits=config.limits)
-    if isinstance(record, BadRecord):
-        return None
-    return int(getattr(record, "timestamp_ms"))
+    return None if isinstance(record, BadRecord) else record.timestamp_ms
 
 
 def order_stream(lines: Iterable[Line], config: PipelineConfig) -> list[Timed]:
@@ -240,23 +247,12 @@ class Replay:
     end_ms: int | None  # last event time
     ticks: int
     join: Mapping[str, int]  # JoinStats of the pipeline
-    pending_captures: int  # still waiting for a label at the end
-    pending_labels: int
+    pending_captures: int  # held by the join at the end (labelled ones stay until label_ttl, for corrections)
+    pending_labels: int  # labels still waiting for their capture
 
     @property
     def bad_total(self) -> int:
         return sum(self.bad.values())
-
-
-def gauge_datums(window: SlidingWindow, now_ms: int, tick_ms: int) -> list[Datum]:
-    """The daemon's gauge datums at ``now_ms`` (as ``Daemon.gauge_datums``): every gauge with its sample."""
-    ts = now_ms - now_ms % tick_ms
-    out: list[Datum] = []
-    for dims in window.series():
-        for name, value in window.gauges(dims, now_ms).items():
-            unit = "Milliseconds" if name.startswith("Latency") else "None"
-            out.append(Datum(name, dims, ts, unit, value))  # type: ignore[arg-type]  # window series are Dimensions
-    return out
 
 
 def replay(
@@ -268,7 +264,7 @@ def replay(
     The clock is set to each record's event time before it is submitted; the pipeline ticks at
     every multiple of ``config.tick_ms`` the clock reaches, and once more at the next multiple
     after the last record, which drains everything. ``window``, when given, also yields the
-    daemon's gauges at every tick.
+    daemon's gauges at every tick. Raises ValueError when ``stream`` is not in event-time order.
     """
     tick_ms = config.tick_ms
     timed = [t.event_ms for t in stream if t.event_ms is not None]
@@ -294,6 +290,8 @@ def replay(
     examples: list[str] = []
     for item in stream:
         if item.event_ms is not None:
+            if item.event_ms < clock.now_ms():  # MockedClock.set would silently stay put
+                raise ValueError(f"replay: the stream is not in event-time order at {item.line.uri}:{item.line.number}")
             while next_tick <= item.event_ms:
                 clock.set(next_tick)
                 tick()
@@ -334,9 +332,6 @@ class DatumIndex:
         for datum in datums:
             self._raw.setdefault((datum.name, frozenset(datum.dimensions)), []).append(datum)
         self._converted: dict[MetricKey, tuple[CloudWatchDatum, ...]] = {}
-
-    def keys(self) -> list[MetricKey]:
-        return list(self._raw)
 
     def get(self, key: MetricKey) -> tuple[CloudWatchDatum, ...]:
         """The datums of one metric, ordered by stored time; () when none was published."""
@@ -693,7 +688,7 @@ def plot_alarm(result: AlarmResult, path: Path) -> None:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
         from matplotlib.figure import Figure
     except ImportError as ex:  # an optional dependency: pip install 'rollguard[plot]'
-        raise InputError(f"--plot needs matplotlib (pip install 'rollguard[plot]'): {ex}") from None
+        raise PlotError(f"--plot needs matplotlib (pip install 'rollguard[plot]'): {ex}") from None
 
     def when(t: float) -> float:
         # matplotlib's date numbers, so the axis formats UTC times
@@ -718,9 +713,11 @@ def plot_alarm(result: AlarmResult, path: Path) -> None:
                    label="in ALARM" if i == 0 else None)
     if result.bad is not None:
         bad_end = result.bad.end if result.bad.end is not None else result.end
-        ax.axvspan(when(result.bad.start), when(bad_end), facecolor="none", edgecolor="tab:orange", hatch="/",
-                   alpha=0.3, linewidth=0, label="bad interval")
-        ax.axvline(when(result.bad.start), color="tab:orange", linewidth=1.5)
+        ax.axvspan(when(result.bad.start), when(bad_end), facecolor="tab:orange", alpha=0.12, hatch="//",
+                   edgecolor="tab:orange", linewidth=0, label="bad interval")
+        for edge in (result.bad.start, result.bad.end):
+            if edge is not None:
+                ax.axvline(when(edge), color="tab:orange", linewidth=1.5)
     if o.first_bad is not None:
         ax.axvline(when(o.first_bad.start), color="tab:purple", linestyle=":", linewidth=1.2,
                    label="first bad datapoint")
@@ -982,7 +979,7 @@ def main(
         try:
             for r in results:
                 plotter(r, args.plot / plot_name(r.alarm))
-        except (InputError, OSError) as ex:
+        except (PlotError, OSError) as ex:
             return fail(f"--plot {args.plot}: {ex}")
         print(f"{PROG}: wrote {len(results)} plot(s) to {args.plot}", file=err)
     if args.fail_on_false_alarm and any(r.outcome.false_alarms for r in results):

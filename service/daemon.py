@@ -25,7 +25,7 @@ from pipelines.join import JoinPolicy
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
 from pipelines.series import SegmentCap
-from pipelines.window import SlidingWindow
+from pipelines.window import SlidingWindow, gauge_datums
 from service import checkpoint
 from service.clock import SystemClock
 from service.dead_letter import DeadLetters
@@ -245,7 +245,7 @@ class Daemon:
         for batch_id, datums in fresh:
             self.publisher.enqueue(batch_id, datums)
         self.window.evict(now)
-        gauges = self.gauge_datums(now)
+        gauges = gauge_datums(self.window, now, self.config.tick_ms)
         if gauges:
             self.publisher.enqueue(f"gauges-{now}-{self._tick_seq}", gauges)
         if commit:
@@ -318,15 +318,6 @@ class Daemon:
                 "started_ms": self.stats.started_ms,
                 "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {},
             }
-
-    def gauge_datums(self, now_ms: int) -> list[Datum]:
-        ts = now_ms - now_ms % self.config.tick_ms
-        out = []
-        for dims in self.window.series():
-            for name, value in self.window.gauges(dims, now_ms).items():
-                unit = "Milliseconds" if name.startswith("Latency") else "None"
-                out.append(Datum(name, dims, ts, unit, value))  # type: ignore[arg-type]
-        return out
 
     def _checkpoint(self, partition: int) -> None:
         slot = self.slots[partition]
