@@ -51,9 +51,21 @@ def cache_dir() -> Path:
 
 def _free_port() -> int:
     """A loopback port that was free a moment ago (the broker binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_ports(1)[0]
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports: all sockets stay open until all are chosen."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _tail(path: Path | None, lines: int = 40) -> str:
@@ -310,7 +322,7 @@ def _start_local(version: str, timeout_s: float) -> KafkaBroker:
     workdir = Path(tempfile.mkdtemp(prefix="rollguard-kafka-"))
     broker = KafkaBroker(bootstrap_servers="", workdir=workdir)
     try:
-        port, controller_port = _free_port(), _free_port()
+        port, controller_port = _free_ports(2)
         props, log4j = workdir / "server.properties", workdir / "log4j2.properties"
         props.write_text(_server_properties(port, controller_port, workdir / "data"))
         log4j.write_text(_LOG4J2)

@@ -207,7 +207,7 @@ def prometheus_families(status: Mapping[str, Any]) -> list[Family]:
         _labelled("rollguard_consumer_lag", "gauge", "Records behind the end of each owned partition.",
                   "topic_partition", status.get("consumer_lag") or {}),
         _labelled("rollguard_pending_joins", "gauge",
-                  "Captures waiting for their label and labels waiting for their capture.",
+                  "Captures held for their label (until label_ttl) and labels waiting for their capture.",
                   "kind", status.get("pending_joins") or {}),
         _labelled("rollguard_dead_letters_total", "counter", "Records sent to the dead-letter topic, by reason.",
                   "reason", status.get("dead_letters") or {}),
@@ -470,7 +470,8 @@ class StatusServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address[0]}:{self.address[1]}"
+        host = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
+        return f"http://{host}:{self.address[1]}"
 
     def shutdown(self) -> None:
         """Stop serving, close the socket, stop the sampler and poller; idempotent, bounded (~1 s)."""
@@ -570,7 +571,7 @@ def _client_factory(alarm_client: AlarmClient | Callable[[], AlarmClient] | None
 
 
 def start_server(
-    daemon: Any,
+    daemon: DaemonView,
     *,
     addr: str | None = None,
     alarm_client: AlarmClient | Callable[[], AlarmClient] | None = None,

@@ -182,7 +182,7 @@ def render_status(doc: Mapping[str, Any]) -> str:
     for s in series:
         lines += render_series(s, doc.get("min_samples", "?")) + [""]
     pending = doc.get("pending_joins") or {}
-    lines.append(_row("pending joins", f"{fmt_count(pending.get('captures', 0))} captures waiting for a label, "
+    lines.append(_row("pending joins", f"{fmt_count(pending.get('captures', 0))} captures held for labels (until label_ttl), "
                                        f"{fmt_count(pending.get('labels', 0))} labels waiting for a capture"))
     lag: Mapping[str, Any] = doc.get("consumer_lag") or {}
     total_lag = sum(v for v in lag.values() if isinstance(v, (int, float)))

@@ -76,6 +76,14 @@ def daemons(stack: Stack) -> Iterator[list[subprocess.Popen[bytes]]]:
             stack.stop(proc)
 
 
+def send(stack: Stack, traffic: Traffic) -> None:
+    """Every capture, then every label (keyed by inference id, as the spec requires)."""
+    captures: list[tuple[bytes | None, bytes]] = list(traffic.capture_records())
+    labels: list[tuple[bytes | None, bytes]] = list(traffic.label_records())
+    produce(stack.bootstrap, stack.captures, captures)
+    produce(stack.bootstrap, stack.labels, labels)
+
+
 def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -131,7 +139,7 @@ def rates(c: dict[str, int]) -> dict[str, float | None]:
 
 
 def cloudwatch_totals(client: Any, namespace: str, dims: list[dict[str, str]]) -> dict[str, int]:
-    """Published totals over the last two hours for exactly ``dims``, by metric name."""
+    """Published totals of the last hour or so for exactly ``dims``, by metric name."""
     # hour-long periods: moto's GetMetricData scans all its data once per period and query
     start, end = query.align_range(datetime.now(timezone.utc) - timedelta(hours=1),
                                    datetime.now(timezone.utc) + timedelta(minutes=5), 3600)
@@ -139,21 +147,35 @@ def cloudwatch_totals(client: Any, namespace: str, dims: list[dict[str, str]]) -
     return {QUERY_IDS[cid]: int(sum(series.values())) for cid, series in fetched.counts.items()}
 
 
-def wait_published(stack: Stack, proc: subprocess.Popen[bytes], client: Any, endpoint: str,
+def wait_published(stack: Stack, proc: subprocess.Popen[bytes], base: str, client: Any, endpoint: str,
                    expected: dict[str, dict[str, int]], timeout_s: float = 120) -> None:
+    """Wait until CloudWatch's totals for each variant equal ``expected``.
+
+    First, cheaply, until the daemon says it has nothing left to send (two ticks after every
+    record was consumed, an empty buffer): moto's GetMetricData is slow, so it is asked
+    only once the answer should be final.
+    """
+    ticks = scalar(metrics(base), "rollguard_ticks_total")
+
+    def drained() -> bool:
+        alive(stack, proc)
+        fams = metrics(base)
+        return (scalar(fams, "rollguard_ticks_total") >= ticks + 2 and scalar(fams, "rollguard_buffered_datums") == 0
+                and scalar(fams, "rollguard_published_datums_total") > 0)
+
+    wait_for(drained, timeout_s, "the publisher to drain its buffer", interval_s=0.5)
     last: dict[str, dict[str, int]] = {}
 
     def done() -> bool:
         alive(stack, proc)
         for variant in expected:
-            dims = query.dimensions(endpoint, variant)
-            last[variant] = {m: v for m, v in cloudwatch_totals(client, stack.namespace, dims).items()}
+            last[variant] = cloudwatch_totals(client, stack.namespace, query.dimensions(endpoint, variant))
         return all({m: last[v].get(m, 0) for m in COUNT_METRICS} == expected[v] for v in expected)
 
     try:
         wait_for(done, timeout_s, "CloudWatch totals to equal the batch join", interval_s=2)
-    except AssertionError:
-        raise AssertionError(f"published {last} != expected {expected}\n{stack.log_tail()}") from None
+    except AssertionError as ex:
+        raise AssertionError(f"{ex}: published {last} != expected {expected}\n{stack.log_tail()}") from None
 
 
 def run_query_command(argv: list[str]) -> dict[str, Any]:
@@ -190,8 +212,7 @@ def test_status_metrics_and_query_equal_the_batch_join(stack: Stack, daemons: li
 
     wait_for(ready, 60, "/readyz to answer 200", interval_s=0.5)
     assert f"http listening on 127.0.0.1:{port}" in stack.log.read_text()
-    produce(stack.bootstrap, stack.captures, traffic.capture_records())
-    produce(stack.bootstrap, stack.labels, traffic.label_records())
+    send(stack, traffic)
     sent = len(traffic.captures) + len(traffic.labels)
 
     # (a) the live view: window samples and gauges equal pandas over the same messages
@@ -231,20 +252,20 @@ def test_status_metrics_and_query_equal_the_batch_join(stack: Stack, daemons: li
     assert fams["rollguard_ready"]["samples"] == {(): 1.0}
     assert scalar(fams, "rollguard_pending_joins") >= 0
 
-    # published counts equal the batch join (whole variant and one segment), exactly once
+    # published counts equal the batch join: every count exactly once
     cw = boto3.client("cloudwatch", endpoint_url=stack.aws, region_name="us-east-1")
-    wait_published(stack, proc, cw, s.endpoint, expected)
+    wait_published(stack, proc, base, cw, s.endpoint, expected)
     fams = metrics(base)
     assert scalar(fams, "rollguard_published_datums_total") > 0
     assert scalar(fams, "rollguard_last_publish_timestamp_seconds") > time.time() - 120
 
     # Latency: the distribution's SampleCount, Sum and Average within the quantisation error
-    dims = {"EndpointName": s.endpoint, "VariantName": s.production, "ModelVersion": s.production_version,
-            "merchant_category": SEGMENT}
+    latency_dims = {"EndpointName": s.endpoint, "VariantName": s.production, "ModelVersion": s.production_version,
+                    "merchant_category": SEGMENT}
     n, total, mean = expected_latency(traffic, s.production, SEGMENT)
     now = datetime.now(timezone.utc)
     points = cw.get_metric_statistics(
-        Namespace=stack.namespace, MetricName="Latency", Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        Namespace=stack.namespace, MetricName="Latency", Dimensions=[{"Name": k, "Value": v} for k, v in latency_dims.items()],
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1), Period=86400,
         Statistics=["SampleCount", "Sum", "Average"])["Datapoints"]
     assert len(points) == 1, points
@@ -258,8 +279,8 @@ def test_status_metrics_and_query_equal_the_batch_join(stack: Stack, daemons: li
     monkeypatch.setenv("ROLLGUARD_AWS_ENDPOINT_URL", stack.aws)
     monkeypatch.setenv("ROLLGUARD_NAMESPACE", stack.namespace)
     for variant in (s.production, shadow):
-        result = run_query_command(["--endpoint", s.endpoint, "--variant", variant, "--since", "1h",
-                                    "--period", "300", "--metric", "all,f1,tn", "--metric", ",".join(QUERY_IDS)])
+        result = run_query_command(["--endpoint", s.endpoint, "--variant", variant, "--since", "30m",
+                                    "--period", "900", "--metric", "all,f1,tn", "--metric", ",".join(QUERY_IDS)])
         want = expected[variant]
         assert {QUERY_IDS[k]: int(v) for k, v in result["total"]["counts"].items() if k in QUERY_IDS} == want
         got = result["total"]["metrics"]
@@ -301,8 +322,7 @@ def test_cloudwatch_outage_then_every_count_arrives_exactly_once(
     expected = expected_counts(traffic)
     aws_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
-    produce(stack.bootstrap, stack.captures, traffic.capture_records())
-    produce(stack.bootstrap, stack.labels, traffic.label_records())
+    send(stack, traffic)
     proc = stack.start(ROLLGUARD_AWS_ENDPOINT_URL=f"http://127.0.0.1:{aws_port}",
                        ROLLGUARD_HTTP_ADDR=f"127.0.0.1:{http_port}")
     daemons.append(proc)
@@ -329,12 +349,12 @@ def test_cloudwatch_outage_then_every_count_arrives_exactly_once(
 
     with start_moto(port=aws_port) as moto:  # CloudWatch is back, on the very address the daemon uses
         cw = boto3.client("cloudwatch", endpoint_url=moto.endpoint_url, region_name="us-east-1")
-        wait_published(stack, proc, cw, s.endpoint, expected)
+        wait_published(stack, proc, base, cw, s.endpoint, expected)
         # a few more ticks: nothing is sent twice
         ticks = scalar(metrics(base), "rollguard_ticks_total")
         wait_for(lambda: scalar(metrics(base), "rollguard_ticks_total") >= ticks + 3, 30, "three more ticks", 0.5)
-        fams = metrics(base)
-        assert scalar(fams, "rollguard_buffered_datums") == 0
+        # each tick enqueues fresh gauges, so the buffer is empty between flushes, not always
+        wait_for(lambda: scalar(metrics(base), "rollguard_buffered_datums") == 0, 30, "an empty buffer", 0.2)
         for variant, want in expected.items():
             got = cloudwatch_totals(cw, stack.namespace, query.dimensions(s.endpoint, variant))
             assert {m: got.get(m, 0) for m in COUNT_METRICS} == want

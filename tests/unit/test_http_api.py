@@ -212,7 +212,7 @@ def test_render_status_table() -> None:
                                               "samples", "30)"]
     assert "n=12 predictions, 0 labeled (below min samples 30)" in shadow
     assert "0.950  n=1,000 comparisons" in shadow
-    assert "1,234 captures waiting for a label, 5 labels waiting for a capture" in text
+    assert "1,234 captures held for labels (until label_ttl), 5 labels waiting for a capture" in text
     assert "consumer lag      10 records (captures[0] 10)" in text
     assert "last publish      42 s ago (" in text and "17 datums buffered, 2 failures" in text
     assert "dead letters      3 (not_json 2, future_timestamp 1)" in text

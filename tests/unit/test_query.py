@@ -35,7 +35,7 @@ def test_precision_recall_f1_with_samples_and_bounds() -> None:
     assert (p.value, p.sample) == (0.8, 100.0)
     assert p.lower_bound == pytest.approx(wilson_lower_bound(80, 100))
     r = compute_rate(RATES["recall"], c)
-    assert (r.value, r.sample) == (pytest.approx(80 / 120), 120.0)
+    assert r.value == pytest.approx(80 / 120) and r.sample == 120.0
     f1 = compute_rate(RATES["f1"], c)
     assert f1.value == pytest.approx(160 / 220) and f1.sample == 140.0 and f1.lower_bound is None
 
