@@ -62,6 +62,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal, Union
 
+from pipelines.stats import percentile_from_distribution
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from alarms.metric_math import ID_PATTERN, Expression, MetricMathError, Series, SeriesArray, parse, resolve
@@ -358,24 +360,11 @@ def percentile(distribution: Sequence[tuple[float, float]], q: float) -> float:
     rank h = (N - 1) * q / 100 over the sorted expanded sample, interpolated between the
     values at floor(h) and floor(h) + 1. Non-integer counts act as weights on the same scale.
     """
-    pairs = sorted((v, c) for v, c in distribution if c > 0)
-    total = math.fsum(c for _, c in pairs)
-    if not pairs or total <= 0:
+    pairs = [(v, c) for v, c in distribution if c > 0]
+    value = percentile_from_distribution([v for v, _ in pairs], [c for _, c in pairs], q)
+    if value is None:
         raise ValueError("percentile of an empty distribution")
-    h = (total - 1.0) * q / 100.0 if total >= 1 else 0.0
-    lower = math.floor(h)
-    lo, hi = _value_at_rank(pairs, lower), _value_at_rank(pairs, lower + 1)
-    return lo + (h - lower) * (hi - lo)
-
-
-def _value_at_rank(pairs: Sequence[tuple[float, float]], rank: float) -> float:
-    """The value at 0-based ``rank`` of the expanded sample (clamped to the last value)."""
-    seen = 0.0
-    for value, count in pairs:
-        seen += count
-        if rank < seen:
-            return value
-    return pairs[-1][0]
+    return value
 
 
 def aggregate(data: Iterable[Datum]) -> PeriodStats | None:
