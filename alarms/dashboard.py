@@ -207,13 +207,9 @@ def main(argv: list[str], *, client: DashboardClient | None = None) -> int:
     if not _DASHBOARD_NAME_RE.match(name):
         parser.error(f"dashboard name {name!r} must be 1-255 of A-Z a-z 0-9 - _")
 
-    from service.settings import SettingsError, load_settings
+    from service.settings import load_or_exit
 
-    try:
-        settings = load_settings()
-    except SettingsError as err:
-        print(f"rollguard dashboard: {err}", file=sys.stderr)
-        return 2
+    settings = load_or_exit("rollguard dashboard")
     namespace = args.namespace or settings.namespace
     region = args.region or settings.aws_region or _default_region()
     if not region:

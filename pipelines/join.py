@@ -176,7 +176,7 @@ class JoinState:
         key = _key(label.inference_id)
         endpoints = [label.endpoint] if label.endpoint is not None else list(self._captures)
         for endpoint in endpoints:
-            by_id = self._captures.get(endpoint)  # type: ignore[arg-type]
+            by_id = self._captures.get(endpoint)
             entry = by_id.get(key) if by_id else None
             if entry is not None and by_id is not None:
                 by_id[key] = self._relabel(_elements(entry), label, sink)

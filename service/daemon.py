@@ -262,11 +262,11 @@ class Daemon:
         highwater = getattr(self.consumer, "highwater", None)
         if highwater is None:
             return
+        from kafka import TopicPartition
+
         lag: dict[str, int] = {}
         for p, slot in self.slots.items():
             for topic in (self.settings.captures_topic, self.settings.labels_topic):
-                from kafka import TopicPartition
-
                 end = highwater(TopicPartition(topic, p))
                 if end is not None:
                     lag[f"{topic}[{p}]"] = max(0, end - slot.pipeline.offsets.get(topic, 0))
@@ -381,7 +381,7 @@ def _listener(daemon: Daemon) -> Any:
     """kafka-python's ConsumerRebalanceListener, delegating to the daemon (called inside poll)."""
     from kafka import ConsumerRebalanceListener
 
-    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    class Listener(ConsumerRebalanceListener):
         def on_partitions_revoked(self, revoked: Any) -> None:
             daemon.on_partitions_revoked(list(revoked))
 
@@ -488,7 +488,7 @@ def _start_http(daemon: Daemon) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    from service.settings import SettingsError, load_settings
+    from service.settings import load_or_exit
 
     parser = argparse.ArgumentParser(prog="rollguard run", description="Consume captures and labels, publish metrics.")
     parser.add_argument("--log-level", default="INFO")
@@ -496,11 +496,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    try:
-        settings = load_settings()
-    except SettingsError as err:
-        print(f"rollguard: {err}", file=sys.stderr)
-        return 2
+    settings = load_or_exit()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

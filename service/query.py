@@ -442,13 +442,9 @@ def main(argv: list[str], *, client: MetricDataClient | None = None, now: dateti
     if (end - start).total_seconds() / args.period > 100_000:
         parser.error("that range has more than 100,000 periods; use a larger --period")
 
-    from service.settings import SettingsError, load_settings
+    from service.settings import load_or_exit
 
-    try:
-        settings = load_settings()
-    except SettingsError as err:
-        print(f"rollguard query: {err}", file=sys.stderr)
-        return 2
+    settings = load_or_exit("rollguard query")
     namespace = args.namespace or settings.namespace
     if client is None:
         from service import aws

@@ -187,10 +187,10 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(str(err).splitlines()[0]) from None
 
 
-def load_or_exit(**overrides: Any) -> Settings:
-    """For commands: print the one-line error and exit 2 on a wrong setting."""
+def load_or_exit(prog: str = "rollguard", **overrides: Any) -> Settings:
+    """For commands: print `prog: <the one-line error>` and exit 2 on a wrong setting."""
     try:
         return load_settings(**overrides)
     except SettingsError as err:
-        print(f"rollguard: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         raise SystemExit(2) from None

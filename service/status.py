@@ -252,13 +252,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     addr = args.addr
     if addr is None:
-        from service.settings import SettingsError, load_settings
+        from service.settings import load_or_exit
 
-        try:
-            addr = load_settings().http_addr
-        except SettingsError as err:
-            print(f"rollguard status: {err}", file=sys.stderr)
-            return 2
+        addr = load_or_exit("rollguard status").http_addr
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
         print(f"rollguard status: cannot connect to {addr!r}: need HOST:PORT with a port 1..65535 "
