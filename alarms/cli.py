@@ -8,44 +8,33 @@ Exit codes:
 - ``apply``: 0 = CloudWatch now matches the spec (whether or not anything changed), 2 = error.
 - ``show``: prints the PutMetricAlarm requests as JSON without calling AWS; 0, or 2 on error.
 - ``simulate``: whatever ``alarms.simulate:main`` returns.
+
+The namespace, region and endpoint come from the settings the caller passes in
+(``service.alarm_commands`` for the ``rollguard`` command), never from the environment directly.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from alarms.aws_clients import AwsSettings, client_for
 from alarms.spec import SpecError, expand, load_spec, to_put_metric_alarm
 from alarms.sync import AlarmClient, Change, SyncError, apply, plan
 
-DEFAULT_NAMESPACE = "Rollguard"
 _HINTS = {
     "NoRegionError": " (set AWS_REGION)",
     "NoCredentialsError": " (set AWS credentials, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
 }
 
 
-def aws_client(service: str) -> Any:
-    """A boto3 client for ``service``: credentials from boto3's chain, region from ``AWS_REGION``
-    (else boto3's chain), endpoint from ``ROLLGUARD_AWS_ENDPOINT_URL`` when set (a local AWS API).
-    One place, so it can move to the settings object."""
-    import boto3  # imported here so `rollguard alarms show` and --help work without AWS set up
-
-    return boto3.client(
-        service,
-        # botocore itself reads only AWS_DEFAULT_REGION; the other SDKs (and our SPEC) honour AWS_REGION first
-        region_name=os.environ.get("AWS_REGION") or None,
-        endpoint_url=os.environ.get("ROLLGUARD_AWS_ENDPOINT_URL") or None,
-    )
-
-
-def cloudwatch_from_env() -> tuple[Any, str]:
-    """The CloudWatch client and the metric namespace (``ROLLGUARD_NAMESPACE``, default Rollguard)."""
-    return aws_client("cloudwatch"), os.environ.get("ROLLGUARD_NAMESPACE") or DEFAULT_NAMESPACE
+def cloudwatch(settings: AwsSettings) -> AlarmClient:
+    """The CloudWatch client of ``settings`` (region and endpoint)."""
+    client: AlarmClient = client_for("cloudwatch", settings)
+    return client
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,11 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(
     argv: Sequence[str] | None = None,
     *,
-    client_factory: Callable[[], tuple[AlarmClient, str]] = cloudwatch_from_env,
+    settings: Callable[[], AwsSettings],
+    client_factory: Callable[[AwsSettings], AlarmClient] = cloudwatch,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run ``rollguard alarms ...``; returns the exit code (see the module docstring)."""
+    """Run ``rollguard alarms ...``; returns the exit code (see the module docstring).
+
+    ``settings`` is called only by the subcommands that need the namespace or AWS.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     out = out or sys.stdout
     err = err or sys.stderr
@@ -87,16 +80,17 @@ def main(
         print(str(exc), file=err)
         return 2
     if args.command == "show":
+        namespace = settings().namespace
         try:
-            namespace = os.environ.get("ROLLGUARD_NAMESPACE") or DEFAULT_NAMESPACE
             requests = [to_put_metric_alarm(a, namespace) for a in expand(spec)]
         except ValueError as exc:
             print(f"rollguard alarms: {exc}", file=err)
             return 2
         print(json.dumps(requests, indent=2), file=out)
         return 0
+    resolved = settings()
     try:
-        client, namespace = client_factory()
+        client, namespace = client_factory(resolved), resolved.namespace
         if args.command == "plan":
             return _plan(spec, client, namespace, out, err)
         return _apply(spec, client, namespace, out, err)

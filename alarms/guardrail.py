@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from alarms.aws_clients import AwsSettings, client_for
 from alarms.spec import SpecError, guardrail_alarm_names, load_spec
 
 MAX_ALARMS = 10
@@ -163,20 +164,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_clients() -> tuple[Any, Any]:
-    from alarms.cli import aws_client
-
-    return aws_client("sagemaker"), aws_client("cloudwatch")
+def aws_clients(settings: AwsSettings) -> tuple[Any, Any]:
+    """The SageMaker and CloudWatch clients of ``settings`` (region and endpoint)."""
+    return client_for("sagemaker", settings), client_for("cloudwatch", settings)
 
 
 def main(
     argv: Sequence[str] | None = None,
     *,
-    clients: Callable[[], tuple[Any, Any]] = _default_clients,
+    settings: Callable[[], AwsSettings],
+    clients: Callable[[AwsSettings], tuple[Any, Any]] = aws_clients,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run ``rollguard guardrail ...``; ``clients`` returns (sagemaker, cloudwatch) for --apply."""
+    """Run ``rollguard guardrail ...``; only --apply calls ``settings`` and ``clients`` (which
+    returns (sagemaker, cloudwatch))."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -210,11 +212,12 @@ def main(
     except GuardrailError as exc:
         print(f"rollguard guardrail: {exc}", file=err)
         return 2
+    resolved = settings() if args.apply else None  # a wrong setting stops --apply before any output
     print(json.dumps(request, indent=2), file=out)
-    if not args.apply:
+    if resolved is None:
         return 0
     try:
-        sagemaker, cloudwatch = clients()
+        sagemaker, cloudwatch = clients(resolved)
         # SageMaker only learns of a missing alarm mid-deploy; better to refuse now
         found = cloudwatch.describe_alarms(AlarmNames=names).get("MetricAlarms", [])
         missing = sorted(set(names) - {a["AlarmName"] for a in found})

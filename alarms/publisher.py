@@ -87,19 +87,16 @@ def make_cloudwatch_client(
     ``endpoint_url`` is given, because moto's server (5.2) decompresses the body
     twice and answers every compressed request (> 10 KiB) with a 500.
     """
-    import boto3
-    from botocore.config import Config
+    from alarms.aws_clients import client as aws_client
 
     if compress_requests is None:
         compress_requests = endpoint_url is None
-    config = Config(
+    client: MetricsClient = aws_client(
+        "cloudwatch", endpoint_url=endpoint_url, region=region_name,
         retries={"total_max_attempts": 1, "mode": "standard"},
         disable_request_compression=not compress_requests,
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
-    )
-    client: MetricsClient = boto3.client(
-        "cloudwatch", endpoint_url=endpoint_url, region_name=region_name, config=config
     )
     return client
 

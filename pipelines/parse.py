@@ -24,6 +24,11 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Scalar = str | int | float | bool
 
+#: Latencies above a day are not latencies; below a microsecond they count as 0. Both bounds
+#: keep every quantised value inside what CloudWatch accepts (it refuses a whole datum otherwise).
+MAX_LATENCY_MS = 86_400_000.0
+MIN_LATENCY_MS = 0.001
+
 # reason codes, counted per code; the detail line says which field and why
 NOT_UTF8 = "not_utf8"
 NOT_JSON = "not_json"
@@ -67,7 +72,7 @@ class _CaptureIn(BaseModel):
     model_version: Name | None = None
     shadow: bool = False
     timestamp: str | int | float
-    latency_ms: float | None = Field(None, ge=0)
+    latency_ms: float | None = Field(None, ge=0, le=MAX_LATENCY_MS)
     status: int | None = Field(None, ge=0, le=999)
     error: str | None = None
     prediction: bool | int | None = None
@@ -159,6 +164,8 @@ def parse_timestamp(value: str | int | float, field: str = "timestamp") -> int:
             raise _Bad(INVALID_VALUE, f"{field} {value[:40]!r} is not ISO 8601") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=timezone.utc)
+        if dt.year < 1970:
+            raise _Bad(INVALID_VALUE, f"{field} {value[:40]!r} is before 1970")
         return int(dt.timestamp() * 1000)
     if not math.isfinite(value) or value < 0:
         raise _Bad(INVALID_VALUE, f"{field} must be epoch milliseconds >= 0")
@@ -273,6 +280,10 @@ def _predict(prediction: int | None, score: float | None, threshold: float) -> i
     return None if score is None else int(score >= threshold)
 
 
+def _latency(ms: float | None) -> float | None:
+    return 0.0 if ms is not None and ms < MIN_LATENCY_MS else ms
+
+
 def _capture_rollguard(obj: dict[str, Any], now_ms: int, limits: ParseLimits, threshold: Callable[[str], float]) -> Capture:
     try:
         m = _CaptureIn.model_validate(obj)
@@ -287,7 +298,7 @@ def _capture_rollguard(obj: dict[str, Any], now_ms: int, limits: ParseLimits, th
     attrs = tuple(sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (m.attributes or {}).items()))
     return Capture(
         inference_id=m.inference_id, endpoint=m.endpoint, variant=m.variant, timestamp_ms=ts,
-        model_version=m.model_version, shadow=m.shadow, latency_ms=m.latency_ms, is_error=is_error,
+        model_version=m.model_version, shadow=m.shadow, latency_ms=_latency(m.latency_ms), is_error=is_error,
         prediction=prediction, attributes=attrs,
     )
 

@@ -16,9 +16,11 @@ from pipelines.join import JoinPolicy, JoinState
 from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.records import BadRecord, Capture, Label, Source
 from pipelines.datum import Dimensions
-from pipelines.series import SegmentCap, Series, dimension_sets
+from pipelines.series import NameCap, SegmentCap, Series, dimension_sets
 
 SNAPSHOT_VERSION = 1
+#: the reason code of a record that parsed but tripped a later stage (a bug, never a crash)
+PROCESSING_FAILED = "processing_failed"
 
 
 class WindowSink(Protocol):
@@ -54,6 +56,7 @@ class PartitionPipeline:
         window: WindowSink | None = None,
         join: JoinState | None = None,
         aggregator: Aggregator | None = None,
+        names: NameCap | None = None,
     ) -> None:
         self.partition = partition
         self.config = config
@@ -61,6 +64,8 @@ class PartitionPipeline:
         self.window = window
         self.join = join or JoinState(config.join)
         self.aggregator = aggregator or Aggregator(config.tick_ms)
+        self.names = names or NameCap()
+        self.names.admit_restored(self.join.registry.snapshot())
         self.offsets: dict[str, int] = {}  # topic -> next offset to read
         self.bad_records: Counter[str] = Counter()
         self._dims: dict[Series, list[Dimensions]] = {}
@@ -85,25 +90,41 @@ class PartitionPipeline:
     ) -> BadRecord | None:
         """Process one record; returns the BadRecord to dead-letter, if it was bad."""
         source = Source(topic, self.partition, offset)
-        record: Capture | Label | BadRecord
-        if topic == self.config.captures_topic:
-            record = parse_capture(
-                raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, source=source,
-                limits=self.config.limits, threshold=self.config.threshold,
-            )
-        elif topic == self.config.labels_topic:
-            record = parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, source=source, limits=self.config.limits)
-        else:
+        if topic not in (self.config.captures_topic, self.config.labels_topic):
             raise ValueError(f"topic {topic!r} is neither the captures nor the labels topic")
         self.offsets[topic] = offset + 1
+        # errors as data along the whole path: whatever a record trips (parse, join, counts)
+        # makes it a dead letter, so no record can stop the partition and crash-loop on replay
+        try:
+            record = self._parse(topic, raw, now_ms, headers, record_ts_ms, source)
+            refused = None
+            if isinstance(record, Capture):
+                refused = self.names.refuse(record.endpoint, record.variant, record.model_version)
+            elif isinstance(record, Label):
+                refused = self.names.refuse_endpoint(record.endpoint)
+            if refused is not None:
+                record = BadRecord(refused[0], refused[1], raw, source)
+            elif isinstance(record, Capture):
+                self.add_capture(record, now_ms)
+            elif isinstance(record, Label):
+                self.join.add_label(record, now_ms, self)
+        except Exception as ex:  # noqa: BLE001
+            record = BadRecord(PROCESSING_FAILED, f"{type(ex).__name__}: {ex}".splitlines()[0][:300], raw, source)
         if isinstance(record, BadRecord):
             self.bad_records[record.reason] += 1
             return record
-        if isinstance(record, Capture):
-            self.add_capture(record, now_ms)
-        else:
-            self.join.add_label(record, now_ms, self)
         return None
+
+    def _parse(
+        self, topic: str, raw: bytes, now_ms: int, headers: Mapping[str, bytes] | None, record_ts_ms: int | None,
+        source: Source,
+    ) -> Capture | Label | BadRecord:
+        if topic == self.config.captures_topic:
+            return parse_capture(
+                raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, source=source,
+                limits=self.config.limits, threshold=self.config.threshold,
+            )
+        return parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, source=source, limits=self.config.limits)
 
     def add_capture(self, cap: Capture, now_ms: int) -> None:
         series: Series = (cap.endpoint, cap.variant, cap.model_version, self.segments.map(cap.attributes))
@@ -141,7 +162,7 @@ class PartitionPipeline:
     @classmethod
     def restore(
         cls, data: dict[str, Any], config: PipelineConfig, segments: SegmentCap | None = None,
-        window: WindowSink | None = None,
+        window: WindowSink | None = None, names: NameCap | None = None,
     ) -> "PartitionPipeline":
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"partition snapshot version {data.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})")
@@ -150,7 +171,7 @@ class PartitionPipeline:
         p = cls(
             data["partition"], config, segments, window,
             join=JoinState.restore(data["join"], config.join),
-            aggregator=Aggregator.restore(config.tick_ms, data["aggregator"]),
+            aggregator=Aggregator.restore(config.tick_ms, data["aggregator"]), names=names,
         )
         p.offsets = dict(data["offsets"])
         p.bad_records = Counter(data["bad_records"])

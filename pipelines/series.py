@@ -106,3 +106,67 @@ class SeriesRegistry:
         for endpoint, variant, model_version, segments in data:
             reg.intern((endpoint, variant, model_version, tuple(tuple(s) for s in segments)))
         return reg
+
+
+TOO_MANY_ENDPOINTS = "too_many_endpoints"
+TOO_MANY_VARIANTS = "too_many_variants"
+TOO_MANY_MODEL_VERSIONS = "too_many_model_versions"
+ENDPOINT_NOT_ALLOWED = "endpoint_not_allowed"
+
+
+class NameCap:
+    """Bounds the endpoint, variant and model-version names that become dimensions, so a flood
+    of unique names cannot create unbounded memory and CloudWatch metric streams.
+
+    An allow-list of endpoints makes admission the same on every instance; without one, the
+    first `max_endpoints` endpoints seen are admitted (a single-instance setting: on restart the
+    admitted names are rebuilt from the restored series). Refusals are dead-lettered by the
+    caller with the reason this returns.
+    """
+
+    def __init__(self, allowed_endpoints: tuple[str, ...] = (), max_endpoints: int = 100,
+                 max_variants: int = 20, max_model_versions: int = 20) -> None:
+        self.allowed = frozenset(allowed_endpoints)
+        self.max_endpoints, self.max_variants, self.max_model_versions = max_endpoints, max_variants, max_model_versions
+        self._variants: dict[str, set[str]] = {}  # endpoint -> admitted variants
+        self._versions: dict[tuple[str, str], set[str]] = {}
+
+    def refuse_endpoint(self, endpoint: str | None) -> tuple[str, str] | None:
+        """(reason, detail) when `endpoint` may not become a dimension, else None (admitting it)."""
+        if endpoint is None or endpoint in self._variants:
+            return None
+        if self.allowed:
+            if endpoint not in self.allowed:
+                return ENDPOINT_NOT_ALLOWED, f"endpoint {endpoint[:80]!r} is not in ROLLGUARD_ENDPOINTS"
+        elif len(self._variants) >= self.max_endpoints:
+            return TOO_MANY_ENDPOINTS, f"endpoint {endpoint[:80]!r} is over the cap of {self.max_endpoints} endpoints (ROLLGUARD_MAX_ENDPOINTS)"
+        self._variants[endpoint] = set()
+        return None
+
+    def refuse(self, endpoint: str, variant: str, model_version: str | None) -> tuple[str, str] | None:
+        """(reason, detail) when this capture's names may not become dimensions, else None."""
+        refused = self.refuse_endpoint(endpoint)
+        if refused is not None:
+            return refused
+        variants = self._variants[endpoint]
+        if variant not in variants:
+            if len(variants) >= self.max_variants:
+                return TOO_MANY_VARIANTS, f"variant {variant[:80]!r} of {endpoint[:80]!r} is over the cap of {self.max_variants} variants (ROLLGUARD_MAX_VARIANTS)"
+            variants.add(variant)
+        if model_version is None:
+            return None
+        versions = self._versions.setdefault((endpoint, variant), set())
+        if model_version not in versions:
+            if len(versions) >= self.max_model_versions:
+                return TOO_MANY_MODEL_VERSIONS, f"model version {model_version[:80]!r} of {endpoint[:80]!r}/{variant[:80]!r} is over the cap of {self.max_model_versions} (ROLLGUARD_MAX_MODEL_VERSIONS)"
+            versions.add(model_version)
+        return None
+
+    def admit_restored(self, series: list[Series]) -> None:
+        """Re-admit the names of restored series (they were admitted before the restart)."""
+        for endpoint, variant, model_version, _ in series:
+            self._variants.setdefault(endpoint, set())
+            if variant is not None:
+                self._variants[endpoint].add(variant)
+                if model_version is not None:
+                    self._versions.setdefault((endpoint, variant), set()).add(model_version)

@@ -1,17 +1,18 @@
 """Checkpoints: one file per partition, in a local directory or under an S3 prefix.
 
 A checkpoint holds a partition's join state, unpublished counts, unsent datums and the next
-offsets of both topics, written atomically, so state and offsets always match.
+offsets of both topics, written atomically, so state and offsets always match. The bytes are
+data only (service/checkpoint_format.py, docs/checkpoint-format.md): a file someone else wrote
+to the state directory or S3 prefix may be refused or hold wrong numbers, but never runs code.
 """
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-MAGIC = b"RGCK1\n"
+from service import checkpoint_format
 
 
 class CheckpointStore(Protocol):
@@ -78,14 +79,24 @@ def open_store(location: str, s3_factory: Callable[[], Any]) -> CheckpointStore:
     return LocalDirStore(location)
 
 
+def check_writable(location: str) -> None:
+    """Create a local checkpoint directory and write and remove a probe file in it; raise OSError
+    if that fails, so an unusable path stops start-up, not the first tick. S3 is not probed."""
+    if location.startswith("s3://"):
+        return
+    directory = Path(location)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-check.")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def encode(state: dict[str, Any]) -> bytes:
-    return MAGIC + pickle.dumps(state, protocol=5)
+    """`{"pipeline": PartitionPipeline.snapshot(), "unsent": {batch_id: [Datum, ...]}}` as bytes."""
+    return checkpoint_format.encode(state)
 
 
 def decode(data: bytes, name: str) -> dict[str, Any]:
-    if not data.startswith(MAGIC):
-        raise ValueError(f"checkpoint {name!r} is not a rollguard checkpoint (bad header)")
-    state = pickle.loads(data[len(MAGIC):])
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {name!r} does not hold a state mapping")
-    return state
+    """The state `encode` was given; raises ValueError naming checkpoint `name`, in one line, for
+    anything else: foreign bytes, an old pickle checkpoint, another version, corruption."""
+    return checkpoint_format.decode(data, name)

@@ -14,8 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("service.status:main", "live view from the running daemon"),
     "query": ("service.query:main", "metric history from CloudWatch, rates computed from the sums"),
     "dashboard": ("alarms.dashboard:main", "write or put a CloudWatch dashboard for an endpoint"),
-    "alarms": ("alarms.cli:main", "alarms plan|apply|simulate"),
-    "guardrail": ("alarms.guardrail:main", "print or send the UpdateEndpoint DeploymentConfig"),
+    "alarms": ("service.alarm_commands:alarms", "alarms plan|apply|simulate"),
+    "guardrail": ("service.alarm_commands:guardrail", "print or send the UpdateEndpoint DeploymentConfig"),
     "backtest": ("service.backtest:main", "replay stored messages and evaluate an alarm spec"),
 }
 

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -24,7 +25,8 @@ from pipelines.datum import Datum, Dimensions
 from pipelines.join import JoinPolicy
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
-from pipelines.series import SegmentCap
+from pipelines.records import BadRecord, Source
+from pipelines.series import NameCap, SegmentCap
 from pipelines.window import SlidingWindow, gauge_datums
 from service import checkpoint
 from service.clock import SystemClock
@@ -34,6 +36,7 @@ from service.settings import Settings
 log = logging.getLogger("rollguard")
 
 BATCH_DATUMS = 500
+CORRUPT_RECORD = "corrupt_record"  # the Kafka client could not decode it; skipped by offset
 
 
 class Consumer(Protocol):
@@ -80,15 +83,20 @@ class Slot:
     pipeline: PartitionPipeline
     unsent: dict[str, list[Datum]] = field(default_factory=dict)
     sent: set[str] = field(default_factory=set)  # unsent in the last checkpoint, sent since
+    # drained but not yet in a written checkpoint: never handed to the publisher before one is,
+    # so a restart from an older checkpoint cannot publish them twice
+    held: list[str] = field(default_factory=list)
+    # next offsets as of the last written checkpoint: the only offsets ever committed
+    checkpointed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class DaemonStats:
     records: int = 0
-    dead_letters: int = 0
     ticks: int = 0
     checkpoints: int = 0
     checkpoint_failures: int = 0
+    corrupt_records: int = 0
     last_tick_ms: int = 0
     last_checkpoint_ms: int = 0
     started_ms: int = 0
@@ -114,39 +122,46 @@ class Daemon:
         self.store = store
         self.clock = clock or SystemClock()
         self.segments = SegmentCap(settings.segment_attributes, settings.segment_cardinality_cap)
+        self.names = NameCap(settings.endpoints, settings.max_endpoints, settings.max_variants, settings.max_model_versions)
         self.window = SlidingWindow(int(settings.window_seconds * 1000), self.config.tick_ms, settings.min_samples)
         self.slots: dict[int, Slot] = {}
         # revoked in a rebalance, kept until the new assignment says whether they stay here
         self.parked: dict[int, Slot] = {}
         self.stats = DaemonStats(started_ms=self.clock.now_ms())
         self.tick_due = threading.Event()
-        self.ready = threading.Event()
-        self.lock = threading.Lock()  # held while state changes, so the status API reads a consistent view
+        self.ready = threading.Event()  # partitions assigned and restored
+        self.lock = threading.Lock()  # serialises the loop and the rebalance callbacks; never held by readers
         self._tick_seq = 0
         self.paused = False  # consumption paused for backpressure
         self._ledger_lock = threading.Lock()
+        self.hold: str | None = None  # why state cannot be saved right now (then nothing is committed)
+        self.consumer_stall: str | None = None  # why the broker seems unreachable
+        self._status: dict[str, Any] | None = None  # taken at tick time, served to readers
 
     # -- partition ownership ----------------------------------------------------------------
     def _checkpoint_name(self, partition: int) -> str:
         s = self.settings
         return f"{s.group_id}.{s.captures_topic}.{s.labels_topic}.p{partition}.ckpt"
 
+    def _new_pipeline(self, partition: int) -> PartitionPipeline:
+        return PartitionPipeline(partition, self.config, self.segments, self.window, names=self.names)
+
     def load_partition(self, partition: int) -> Slot:
         name = self._checkpoint_name(partition)
         data = self.store.load(name)
         if data is None:
-            slot = Slot(PartitionPipeline(partition, self.config, self.segments, self.window))
-        else:
-            state = checkpoint.decode(data, name)
-            slot = Slot(PartitionPipeline.restore(state["pipeline"], self.config, self.segments, self.window))
-            ledger = self.store.load(name + ".sent")
-            already = set(json.loads(ledger)) if ledger else set()
-            for batch_id, datums in state.get("unsent", {}).items():
-                if batch_id not in already:  # sent after that checkpoint was written
-                    slot.unsent[batch_id] = datums
-                    self.publisher.enqueue(batch_id, datums)
-            log.info("restored partition %d at offsets %s with %d pending joins, %d unsent batches",
-                     partition, slot.pipeline.offsets, slot.pipeline.join.pending_captures, len(slot.unsent))
+            return Slot(self._new_pipeline(partition))
+        state = checkpoint.decode(data, name)
+        pipeline = PartitionPipeline.restore(state["pipeline"], self.config, self.segments, self.window, names=self.names)
+        slot = Slot(pipeline, checkpointed=dict(pipeline.offsets))
+        ledger = self.store.load(name + ".sent")
+        already = set(json.loads(ledger)) if ledger else set()
+        for batch_id, datums in state.get("unsent", {}).items():
+            if batch_id not in already:  # sent after that checkpoint was written
+                slot.unsent[batch_id] = datums
+                self.publisher.enqueue(batch_id, datums)
+        log.info("restored partition %d at offsets %s with %d pending joins, %d unsent batches",
+                 partition, pipeline.offsets, pipeline.join.pending_captures, len(slot.unsent))
         return slot
 
     def on_partitions_assigned(self, assigned: list[Any]) -> None:
@@ -166,6 +181,7 @@ class Daemon:
                     self.consumer.seek(tp, offset)
             log.info("assigned partitions %s", sorted(partitions))
             self.ready.set()
+            self._status = self._build_status(self.clock.now_ms())
 
     def on_partitions_revoked(self, revoked: list[Any]) -> None:
         partitions = sorted({tp.partition for tp in revoked} & set(self.slots))
@@ -174,8 +190,10 @@ class Daemon:
         with self.lock:
             self._tick(partitions, commit=False)  # no blocking consumer calls inside a rebalance
             self.publisher.flush(deadline_ms=self.clock.now_ms() + 5000)
+            if self.hold is None:
+                for p in partitions:
+                    self._checkpoint(p)
             for p in partitions:
-                self._checkpoint(p)
                 self.parked[p] = self.slots.pop(p)
             log.info("revoked partitions %s", partitions)
 
@@ -213,54 +231,108 @@ class Daemon:
                 if expected is not None and records[0].offset != expected:
                     log.warning("%s[%d]: read offset %d, expected %d", tp.topic, tp.partition, records[0].offset, expected)
                 for rec in records:
-                    bad = pipeline.submit(tp.topic, rec.value or b"", rec.offset, now, dict(rec.headers or ()), rec.timestamp)
+                    try:
+                        headers = dict(rec.headers or ())
+                    except (TypeError, ValueError):  # headers that are not (key, value) pairs
+                        headers = {}
+                    bad = pipeline.submit(tp.topic, rec.value or b"", rec.offset, now, headers, rec.timestamp)
                     if bad is not None:
                         self.dead_letters.send(bad, rec.key)
-                        self.stats.dead_letters += 1
                 self.stats.records += len(records)
+
+    def skip_corrupt(self, tp: Any, offset: int, error: BaseException) -> None:
+        """A record the Kafka client cannot even decode (say, a header key that is not UTF-8):
+        dead-letter what is known about it and move past it, so it cannot crash-loop the loop."""
+        with self.lock:
+            slot = self.slots.get(tp.partition)
+            if slot is None:
+                slot = self.slots[tp.partition] = self.load_partition(tp.partition)
+            detail = f"the Kafka client cannot decode the record: {type(error).__name__}: {error}".splitlines()[0][:300]
+            bad = BadRecord(CORRUPT_RECORD, detail, b"", Source(tp.topic, tp.partition, offset))
+            slot.pipeline.offsets[tp.topic] = offset + 1
+            slot.pipeline.bad_records[CORRUPT_RECORD] += 1
+            self.dead_letters.send(bad, None)
+            self.stats.corrupt_records += 1
+            log.error("%s[%d] offset %d: %s; skipped and dead-lettered", tp.topic, tp.partition, offset, detail)
+        self.consumer.seek(tp, offset + 1)
 
     def tick(self) -> None:
         with self.lock:
             self._tick(sorted(self.slots))
             self.tick_due.clear()
+        self._commit()
 
     def _tick(self, partitions: list[int], commit: bool = True) -> None:
         now = self.clock.now_ms()
         self._tick_seq += 1
-        fresh: list[tuple[str, list[Datum]]] = []
         pending = set(self.publisher.pending())
         for p in partitions:
             slot = self.slots[p]
-            slot.unsent = {b: d for b, d in slot.unsent.items() if b in pending}
+            slot.unsent = {b: d for b, d in slot.unsent.items() if b in pending or b in slot.held}
             datums = slot.pipeline.tick(now)
             # batches no bigger than about one PutMetricData request, so "sent" is recorded
             # per request and a crash can repeat at most one request's worth
             for i in range(0, len(datums), BATCH_DATUMS):
                 batch_id = f"p{p}-{now}-{self._tick_seq}-{i // BATCH_DATUMS}"
                 slot.unsent[batch_id] = datums[i:i + BATCH_DATUMS]
-                fresh.append((batch_id, slot.unsent[batch_id]))
-        self.dead_letters.flush()
-        for p in partitions:
-            self._checkpoint(p)
-        for batch_id, datums in fresh:
-            self.publisher.enqueue(batch_id, datums)
+                slot.held.append(batch_id)
+        # a checkpoint moves offsets past the bad records, so their dead letters come first
+        if not self.dead_letters.flush(timeout_s=min(5.0, self.settings.tick_seconds)):
+            self._hold(f"{self.dead_letters.pending()} dead letters not confirmed written: {self.dead_letters.last_error}")
+        else:
+            failed = [p for p in partitions if not self._checkpoint(p)]
+            if not failed:
+                self.hold = None
+            for p in partitions:
+                slot = self.slots[p]
+                if p in failed:
+                    continue
+                for batch_id in slot.held:
+                    self.publisher.enqueue(batch_id, slot.unsent[batch_id])
+                slot.held = []
+                slot.checkpointed = dict(slot.pipeline.offsets)
         self.window.evict(now)
         gauges = gauge_datums(self.window, now, self.config.tick_ms)
-        if gauges:
+        if gauges:  # not part of the exact counts: a restart only recomputes them
             self.publisher.enqueue(f"gauges-{now}-{self._tick_seq}", gauges)
         if commit:
             self._measure_lag()
-            try:
-                self.consumer.commit()  # for lag tools only: the checkpoint is the source of truth
-            except Exception as ex:  # a rebalance in progress; the next tick commits again
-                log.warning("offset commit failed: %s", ex)
         self.stats.ticks += 1
         self.stats.last_tick_ms = now
+        self._status = self._build_status(now)
+
+    def _hold(self, why: str) -> None:
+        if self.hold != why:
+            log.error("state cannot be saved, holding counts and offsets until it can: %s", why)
+        self.hold = why
+
+    def _commit(self) -> None:
+        """Commit the offsets of the last written checkpoints (for lag tools and for a restart
+        without a checkpoint); never past what a checkpoint holds. Outside the lock: it is I/O."""
+        from kafka import OffsetAndMetadata, TopicPartition
+
+        offsets = {TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1)
+                   for p, slot in list(self.slots.items()) for topic, offset in slot.checkpointed.items()}
+        if not offsets:
+            return
+        commit_async = getattr(self.consumer, "commit_async", None)
+        try:
+            if commit_async is not None:
+                commit_async(offsets)
+            else:
+                self.consumer.commit(offsets)
+        except Exception as ex:  # a rebalance in progress or the broker away; the next tick commits again
+            log.warning("offset commit failed: %s", ex)
 
     def _measure_lag(self) -> None:
-        """Records behind the end of each owned partition (from fetch metadata, no broker call)."""
+        """Records behind the end of each owned partition (from fetch metadata, no broker call);
+        unknown, not 0, while the group coordinator cannot be reached."""
+        self.consumer_stall = self._consumer_stall()
         highwater = getattr(self.consumer, "highwater", None)
         if highwater is None:
+            return
+        if self.consumer_stall is not None:
+            self.stats.lag = {}
             return
         from kafka import TopicPartition
 
@@ -272,69 +344,114 @@ class Daemon:
                     lag[f"{topic}[{p}]"] = max(0, end - slot.pipeline.offsets.get(topic, 0))
         self.stats.lag = lag
 
-    def status(self) -> dict[str, Any]:
-        """What `rollguard status` and /v1/status show: a consistent, JSON-able view."""
-        now = self.clock.now_ms()
-        with self.lock:
-            series = []
-            for key in self.window.series():
-                dims: Dimensions = key  # type: ignore[assignment]  # the window is keyed by dimension set
-                d = dict(dims)
-                if len(dims) > 3 or (len(dims) == 3 and "ModelVersion" not in d):
-                    continue  # segment copies: available from query, too many to list here
-                series.append({
-                    "dimensions": d,
-                    "gauges": self.window.gauges(dims, now),
-                    "samples": self.window.samples(dims, now),
-                })
-            pending = {
-                "captures": sum(s.pipeline.join.pending_captures for s in self.slots.values()),
-                "labels": sum(s.pipeline.join.pending_labels for s in self.slots.values()),
-            }
-            join: dict[str, int] = {}
-            bad: dict[str, int] = {}
-            for slot in self.slots.values():
-                for k, v in slot.pipeline.join.stats.as_dict().items():
-                    join[k] = join.get(k, 0) + v
-                for k, v in slot.pipeline.bad_records.items():
-                    bad[k] = bad.get(k, 0) + v
-            publisher_stats = getattr(self.publisher, "stats", None)
-            return {
-                "now_ms": now,
-                "window_seconds": self.settings.window_seconds,
-                "min_samples": self.settings.min_samples,
-                "partitions": sorted(self.slots),
-                "ready": self.ready.is_set(),
-                "series": series,
-                "pending_joins": pending,
-                "join": join,
-                "dead_letters": bad,
-                "consumer_lag": dict(self.stats.lag),
-                "records": self.stats.records,
-                "ticks": self.stats.ticks,
-                "last_tick_ms": self.stats.last_tick_ms,
-                "last_checkpoint_ms": self.stats.last_checkpoint_ms,
-                "checkpoint_failures": self.stats.checkpoint_failures,
-                "started_ms": self.stats.started_ms,
-                "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {},
-            }
+    def _consumer_stall(self) -> str | None:
+        metrics = getattr(self.consumer, "metrics", None)
+        if metrics is None:
+            return None
+        try:
+            ago = metrics().get("consumer-coordinator-metrics", {}).get("last-heartbeat-seconds-ago")
+        except Exception:  # noqa: BLE001 - metrics are advisory
+            return None
+        limit = self.settings.ready_consumer_stall_seconds
+        if isinstance(ago, (int, float)) and math.isfinite(ago) and ago > limit:
+            return f"cannot consume: no heartbeat from the Kafka group coordinator for {ago:.0f} s"
+        return None
 
-    def _checkpoint(self, partition: int) -> None:
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, one-line reason) for /readyz; reads plain fields only, never blocks."""
+        if not self.ready.is_set():
+            return False, "waiting for partition assignment and state restore"
+        if self.hold is not None:
+            return False, f"checkpoint failing: {self.hold}"
+        if self.consumer_stall is not None:
+            return False, self.consumer_stall
+        stats = getattr(self.publisher, "stats", None)
+        if stats is not None:
+            pub = stats()
+            stall_ms = self.settings.ready_publish_stall_ticks * self.config.tick_ms
+            last_ok = pub.last_success_ms if pub.last_success_ms is not None else self.stats.started_ms
+            now = self.clock.now_ms()
+            if pub.buffered_datums and pub.last_error_ms is not None and pub.last_error_ms > last_ok \
+                    and now - last_ok > stall_ms:
+                return False, f"cannot publish to CloudWatch for {(now - last_ok) / 1000:.0f} s: {pub.last_error}"
+        return True, "ready"
+
+    def status(self) -> dict[str, Any]:
+        """What `rollguard status` and /v1/status show: the view taken at the last tick (or
+        assignment), plus plain counters; never waits for the loop."""
+        snapshot = self._status
+        if snapshot is None:
+            with self.lock:
+                snapshot = self._status = self._build_status(self.clock.now_ms())
+        ready, why = self.readiness()
+        publisher_stats = getattr(self.publisher, "stats", None)  # its own lock, never the loop's
+        return {**snapshot, "records": self.stats.records, "ready": ready, "not_ready_reason": None if ready else why,
+                "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {}}
+
+    def _build_status(self, now: int) -> dict[str, Any]:
+        series = []
+        for key in self.window.series():
+            dims: Dimensions = key  # type: ignore[assignment]  # the window is keyed by dimension set
+            d = dict(dims)
+            if len(dims) > 3 or (len(dims) == 3 and "ModelVersion" not in d):
+                continue  # segment copies: available from query, too many to list here
+            series.append({
+                "dimensions": d,
+                "gauges": self.window.gauges(dims, now),
+                "samples": self.window.samples(dims, now),
+            })
+        pending = {
+            "captures": sum(s.pipeline.join.pending_captures for s in self.slots.values()),
+            "labels": sum(s.pipeline.join.pending_labels for s in self.slots.values()),
+        }
+        join: dict[str, int] = {}
+        bad: dict[str, int] = {}
+        for slot in self.slots.values():
+            for k, v in slot.pipeline.join.stats.as_dict().items():
+                join[k] = join.get(k, 0) + v
+            for k, v in slot.pipeline.bad_records.items():
+                bad[k] = bad.get(k, 0) + v
+        return {
+            "now_ms": now,
+            "window_seconds": self.settings.window_seconds,
+            "min_samples": self.settings.min_samples,
+            "partitions": sorted(self.slots),
+            "series": series,
+            "pending_joins": pending,
+            "join": join,
+            "bad_records": bad,
+            "dead_letters": dict(getattr(self.dead_letters, "written", {})),
+            "dead_letters_pending": self.dead_letters.pending() if hasattr(self.dead_letters, "pending") else 0,
+            "consumer_lag": dict(self.stats.lag),
+            "consumer_connected": self.consumer_stall is None,
+            "ticks": self.stats.ticks,
+            "last_tick_ms": self.stats.last_tick_ms,
+            "last_checkpoint_ms": self.stats.last_checkpoint_ms,
+            "checkpoint_failures": self.stats.checkpoint_failures,
+            "corrupt_records": self.stats.corrupt_records,
+            "state_hold": self.hold,
+            "started_ms": self.stats.started_ms,
+        }
+
+    def _checkpoint(self, partition: int) -> bool:
+        """Write one partition's checkpoint; False (counted, logged, held) when it cannot be."""
         slot = self.slots[partition]
         with self._ledger_lock:
             slot.unsent = {b: d for b, d in slot.unsent.items() if b not in slot.sent}
         state = {"pipeline": slot.pipeline.snapshot(), "unsent": dict(slot.unsent)}
         try:
             self.store.save(self._checkpoint_name(partition), checkpoint.encode(state))
-            self.stats.checkpoints += 1
-            self.stats.last_checkpoint_ms = self.clock.now_ms()
-            with self._ledger_lock:
-                if slot.sent - set(slot.unsent):
-                    slot.sent &= set(slot.unsent)
-                    self._save_ledger(partition, slot)
         except Exception as ex:  # keep running: the state is in memory and the next tick retries
             self.stats.checkpoint_failures += 1
-            log.error("checkpoint of partition %d failed: %s", partition, ex)
+            self._hold(f"checkpoint of partition {partition}: {type(ex).__name__}: {ex}".splitlines()[0])
+            return False
+        self.stats.checkpoints += 1
+        self.stats.last_checkpoint_ms = self.clock.now_ms()
+        with self._ledger_lock:
+            if slot.sent - set(slot.unsent):
+                slot.sent &= set(slot.unsent)
+                self._save_ledger(partition, slot)
+        return True
 
     def apply_backpressure(self) -> None:
         """Pause consumption while CloudWatch is not taking data and the publisher's buffer is
@@ -351,11 +468,24 @@ class Daemon:
         if self.paused:
             self.consumer.pause(*self.consumer.assignment())  # again: a rebalance resets pauses
 
+    def poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        """One poll; a record the client cannot decode is skipped (and dead-lettered), never raised."""
+        try:
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+        except Exception as ex:
+            if type(ex).__name__ != "CorruptRecordError":
+                raise
+            where = corrupt_position(self.consumer)
+            if where is None:
+                raise
+            self.skip_corrupt(where[0], where[1], ex)
+            return {}
+
     def run(self, stop: threading.Event, poll_timeout_ms: int = 200) -> None:
         s = self.settings
         self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=_listener(self))
         while not stop.is_set():
-            batch = self.consumer.poll(timeout_ms=poll_timeout_ms, max_records=2000)
+            batch = self.poll(poll_timeout_ms)
             if batch:
                 self.process(batch)
             if self.tick_due.is_set():
@@ -364,17 +494,43 @@ class Daemon:
         self.close()
 
     def close(self) -> None:
-        """Final tick, a bounded last flush, a final checkpoint; then leave the group."""
+        """Final tick, a bounded last flush, a final checkpoint; then leave the group.
+
+        Raises SystemExit with one line when the final checkpoint cannot be written, so the
+        process exits non-zero and the operator knows the next start replays from an older one.
+        """
         with self.lock:
             if self.slots:
                 self._tick(sorted(self.slots), commit=False)
             self.publisher.flush(deadline_ms=self.clock.now_ms() + 10_000)
             pending = set(self.publisher.pending())
-            for p, slot in self.slots.items():
-                slot.unsent = {b: d for b, d in slot.unsent.items() if b in pending}
-                self._checkpoint(p)
+            ok = self.hold is None
+            if ok:
+                for p, slot in self.slots.items():
+                    slot.unsent = {b: d for b, d in slot.unsent.items() if b in pending or b in slot.held}
+                    ok = self._checkpoint(p) and ok
+        self._commit()
         self.consumer.close(autocommit=False)
         self.dead_letters.close()
+        if not ok:
+            raise SystemExit(f"rollguard: final checkpoint failed, the next start resumes from the last one written: {self.hold}")
+
+
+def corrupt_position(consumer: Any) -> tuple[Any, int] | None:
+    """The partition and offset of the record kafka-python just failed to decode.
+
+    kafka-python raises CorruptRecordError from poll() without saying where; the partition's
+    records that raised are still the fetcher's next in line, at the failing offset. Read from
+    its internals (pinned by tests/integration/test_poison.py); None if they are not there.
+    """
+    part = getattr(getattr(consumer, "_fetcher", None), "_next_partition_records", None)
+    tp = getattr(part, "topic_partition", None)
+    if tp is None:
+        return None
+    try:
+        return tp, int(consumer.position(tp))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _listener(daemon: Daemon) -> Any:
@@ -396,7 +552,7 @@ def check_topics(settings: Settings) -> None:
     from service.topics import partition_counts
 
     s = settings
-    counts = partition_counts(s.kafka_bootstrap_servers, [s.captures_topic, s.labels_topic, s.dead_letter_topic])
+    counts = partition_counts(s, [s.captures_topic, s.labels_topic, s.dead_letter_topic])
     if counts[s.captures_topic] != counts[s.labels_topic]:
         raise SystemExit(
             f"rollguard: topics {s.captures_topic!r} ({counts[s.captures_topic]} partitions) and "
@@ -410,8 +566,10 @@ def make_consumer(settings: Settings) -> Any:
     from kafka import KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
 
+    from service.kafka_clients import client_config
+
     return KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        **client_config(settings),
         group_id=settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -432,14 +590,16 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
     from alarms.publisher import Publisher as CloudWatchPublisher
     from alarms.publisher import make_cloudwatch_client
     from service import aws
+    from service.kafka_clients import client_config
 
     clock = clock or SystemClock()
     built: list[Daemon] = []
     consumer = make_consumer(settings)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", linger_ms=20,
-        max_request_size=max(settings.max_record_bytes * 2 + 65536, 1048576),
-    )
+
+    def dead_letter_producer() -> Any:  # a factory: a producer that failed is rebuilt
+        return KafkaProducer(**client_config(settings), acks="all", linger_ms=20,
+                             max_request_size=settings.dead_letter_max_bytes + 65536)
+
     publisher = CloudWatchPublisher(
         make_cloudwatch_client(settings.aws_endpoint_url, region_name=settings.aws_region),
         settings.namespace, clock, max_buffered_datums=settings.max_buffered_datums,
@@ -447,7 +607,8 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
     )
     store = checkpoint.open_store(settings.state_dir, lambda: aws.client("s3", settings))
     daemon = Daemon(
-        settings, consumer=consumer, dead_letters=DeadLetters(producer, settings.dead_letter_topic),
+        settings, consumer=consumer, dead_letters=DeadLetters(dead_letter_producer, settings.dead_letter_topic,
+                                                                max_bytes=settings.dead_letter_max_bytes),
         publisher=publisher, store=store, clock=clock,
     )
     built.append(daemon)
@@ -487,7 +648,8 @@ def _start_http(daemon: Daemon) -> Any:
     return start_server(daemon)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve) -> int:
+    """`rollguard run`: 0 after a stop signal; 2 (one line) if it cannot start; 1 if it stopped on an error."""
     from service.settings import load_or_exit
 
     parser = argparse.ArgumentParser(prog="rollguard run", description="Consume captures and labels, publish metrics.")
@@ -497,21 +659,42 @@ def main(argv: list[str]) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = load_or_exit()
+    try:  # before Kafka is contacted, so a wrong path is the one line printed
+        checkpoint.check_writable(settings.state_dir)
+    except OSError as ex:
+        where = f" ({ex.filename})" if ex.filename and str(ex.filename) != settings.state_dir else ""
+        print(f"rollguard: invalid setting ROLLGUARD_STATE_DIR={settings.state_dir!r}: cannot write checkpoints "
+              f"there: {ex.strerror or ex}{where}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    running = threading.Event()  # set once topics are checked and the clients and store are built
     try:
-        serve(settings, stop)
+        serve_daemon(settings, stop, started=lambda _daemon: running.set())
     except SystemExit as ex:
         if isinstance(ex.code, str):
             print(ex.code, file=sys.stderr)
             return 2
         raise
-    except Exception as ex:  # one clear line for start-up failures (unreachable Kafka, missing topic)
-        if not stop.is_set() and type(ex).__module__.startswith(("kafka", "service.topics")):
-            print(f"rollguard: cannot start: {ex}", file=sys.stderr)
+    except Exception as ex:
+        if isinstance(ex.__cause__, ValueError) and type(ex).__module__.startswith("kafka"):
+            # kafka-python wraps what our rebalance listener raised (say, a refused checkpoint)
+            print(f"rollguard: stopped: {ex.__cause__}", file=sys.stderr)
             return 2
-        raise
+        module, name = type(ex).__module__, type(ex).__name__
+        environmental = isinstance(ex, OSError) or module.startswith(("kafka", "service.topics", "botocore"))
+        text = " ".join(str(ex).split())  # botocore and HTML error bodies can span lines
+        detail = text if text.startswith(name) or module.startswith("service.") else f"{name}: {text}"
+        if not running.is_set():  # one clear line for start-up failures (unreachable Kafka, missing topic)
+            if environmental:
+                print(f"rollguard: cannot start: {detail}", file=sys.stderr)
+                return 2
+            raise
+        if not environmental:  # a bug: keep the traceback for the report
+            log.error("the daemon loop failed", exc_info=ex)
+        print(f"rollguard: stopped: {detail}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +132,7 @@ class KafkaBroker:
     pid: int | None = None  # local JVM
     container_id: str | None = None  # Docker
     workdir: Path | None = None  # local JVM: config, data and kafka.log
+    listeners: dict[str, str] = field(default_factory=dict)  # BrokerSecurity listener name -> host:port
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
     _container: Any = field(default=None, repr=False, compare=False)
 
@@ -252,13 +253,97 @@ def _cluster_id() -> str:
             return text
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class Listener:
+    """A client listener beside PLAINTEXT, which stays the inter-broker one and the devstack's own."""
+
+    name: str  # e.g. "SSL", "MTLS", "SCRAM"
+    protocol: str  # SSL, SASL_SSL or SASL_PLAINTEXT
+    sasl_mechanisms: tuple[str, ...] = ()  # SCRAM-SHA-256 and/or SCRAM-SHA-512 (SASL protocols)
+    client_auth: bool = False  # TLS: require a client certificate signed by the truststore's CA
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential written into the metadata when storage is formatted."""
+
+    mechanism: str  # SCRAM-SHA-256 or SCRAM-SHA-512
+    name: str
+    password: str
+
+
+_SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """Extra listeners for testing TLS and SASL clients; the broker reads its PEM files in place."""
+
+    listeners: tuple[Listener, ...]
+    keystore: Path | None = None  # PEM: the server's unencrypted PKCS#8 key and its certificate chain
+    truststore: Path | None = None  # PEM: the CA certificates client certificates must chain to
+    scram_users: tuple[ScramUser, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [listener.name for listener in self.listeners]
+        if len(set(names)) != len(names) or {"PLAINTEXT", "CONTROLLER"} & set(names):
+            raise ValueError(f"listener names must be distinct and not PLAINTEXT or CONTROLLER: {names}")
+        for listener in self.listeners:
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", listener.name):
+                raise ValueError(f"listener name {listener.name!r} must be upper-case letters, digits and _")
+            if listener.protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
+                raise ValueError(f"listener {listener.name}: protocol must be SSL, SASL_SSL or SASL_PLAINTEXT")
+            sasl = listener.protocol.startswith("SASL_")
+            if sasl != bool(listener.sasl_mechanisms) or not set(listener.sasl_mechanisms) <= set(_SCRAM):
+                raise ValueError(f"listener {listener.name}: SASL protocols need sasl_mechanisms from {_SCRAM}, "
+                                 "other protocols none")
+            if listener.protocol.endswith("SSL") and self.keystore is None:
+                raise ValueError(f"listener {listener.name}: {listener.protocol} needs a keystore")
+            if listener.client_auth and (self.truststore is None or not listener.protocol.endswith("SSL")):
+                raise ValueError(f"listener {listener.name}: client_auth needs TLS and a truststore")
+        for user in self.scram_users:
+            if user.mechanism not in _SCRAM or re.search(r'[,=\[\]"\s]', user.name + user.password):
+                raise ValueError(f"SCRAM user {user.name!r}: mechanism must be one of {_SCRAM}, and name "
+                                 "and password free of , = [ ] \" and spaces (kafka-storage's --add-scram syntax)")
+
+    def format_arguments(self) -> list[str]:
+        """kafka-storage `format` arguments that create the SCRAM users."""
+        return [arg for u in self.scram_users
+                for arg in ("--add-scram", f"{u.mechanism}=[name={u.name},password={u.password}]")]
+
+    def properties(self, ports: Sequence[int]) -> tuple[list[str], list[str], list[str]]:
+        """(listener URLs, protocol-map entries, per-listener settings) for `ports`, one per listener."""
+        urls, protocols, settings = [], [], []
+        for listener, port in zip(self.listeners, ports, strict=True):
+            urls.append(f"{listener.name}://127.0.0.1:{port}")
+            protocols.append(f"{listener.name}:{listener.protocol}")
+            prefix = f"listener.name.{listener.name.lower()}."
+            if listener.protocol.endswith("SSL"):
+                settings += [f"{prefix}ssl.keystore.type=PEM", f"{prefix}ssl.keystore.location={self.keystore}"]
+                if self.truststore is not None:
+                    settings += [f"{prefix}ssl.truststore.type=PEM",
+                                 f"{prefix}ssl.truststore.location={self.truststore}"]
+                if listener.client_auth:
+                    settings.append(f"{prefix}ssl.client.auth=required")
+            if listener.sasl_mechanisms:
+                settings.append(f"{prefix}sasl.enabled.mechanisms={','.join(listener.sasl_mechanisms)}")
+                settings += [f"{prefix}{m.lower()}.sasl.jaas.config="
+                             "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                             for m in listener.sasl_mechanisms]
+        return urls, protocols, settings
+
+
+def _server_properties(port: int, controller_port: int, data_dir: Path,
+                       security: BrokerSecurity | None = None, secure_ports: Sequence[int] = ()) -> str:
+    urls, protocols, extra = security.properties(secure_ports) if security else ([], [], [])
+    client_listeners = ",".join([f"PLAINTEXT://127.0.0.1:{port}", *urls])
+    protocol_map = ",".join(["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT", *protocols])
     return f"""\
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners={client_listeners},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={client_listeners}
+listener.security.protocol.map={protocol_map}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 # Kafka 4 dynamic quorum (KIP-853); storage is formatted with --standalone.
@@ -274,7 +359,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
-"""
+""" + "".join(f"{line}\n" for line in extra)
 
 
 # The broker logs to stdout, which _spawn sends to kafka.log; nothing reaches our console.
@@ -316,24 +401,27 @@ def _wait_for_kafka(bootstrap: str, timeout_s: float, is_alive: Callable[[], boo
                        f"Log tail:\n{log_tail()}")
 
 
-def _start_local(version: str, timeout_s: float) -> KafkaBroker:
+def _start_local(version: str, timeout_s: float, security: BrokerSecurity | None = None) -> KafkaBroker:
     java = _java()
     libs = fetch_kafka(version)
     workdir = Path(tempfile.mkdtemp(prefix="rollguard-kafka-"))
     broker = KafkaBroker(bootstrap_servers="", workdir=workdir)
     try:
-        port, controller_port = _free_ports(2)
+        port, controller_port, *secure_ports = _free_ports(2 + (len(security.listeners) if security else 0))
         props, log4j = workdir / "server.properties", workdir / "log4j2.properties"
-        props.write_text(_server_properties(port, controller_port, workdir / "data"))
+        props.write_text(_server_properties(port, controller_port, workdir / "data", security, secure_ports))
         log4j.write_text(_LOG4J2)
         jvm = [java, "-Xmx768m", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{libs}/*"]
         fmt = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(),
-                              "-c", str(props)], capture_output=True, text=True, timeout=120)
+                              "-c", str(props), *(security.format_arguments() if security else [])],
+                             capture_output=True, text=True, timeout=120)
         if fmt.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         process = _spawn([*jvm, "kafka.Kafka", str(props)], workdir / "kafka.log")
         broker.pid, broker._process = process.pid, process
         broker.bootstrap_servers = f"127.0.0.1:{port}"
+        if security is not None:
+            broker.listeners = {listener.name: f"127.0.0.1:{p}" for listener, p in zip(security.listeners, secure_ports)}
         _wait_for_kafka(broker.bootstrap_servers, timeout_s, lambda: process.poll() is None,
                         lambda: _tail(broker.log_path))
         return broker
@@ -388,13 +476,18 @@ def _start_docker(version: str, timeout_s: float, detached: bool) -> KafkaBroker
     return broker
 
 
-def start_kafka(version: str = KAFKA_VERSION, *, timeout_s: float = 120.0, detached: bool = False) -> KafkaBroker:
+def start_kafka(version: str = KAFKA_VERSION, *, timeout_s: float = 120.0, detached: bool = False,
+                security: BrokerSecurity | None = None) -> KafkaBroker:
     """Start a fresh empty single-node broker and return once clients can use it.
 
     Docker (`apache/kafka:{version}`) when an engine answers, else a local JVM; raises
     RuntimeError naming what is missing when neither works. `detached` lets the broker
     outlive this process (it must then be stopped with `stop()`, e.g. via `devstack down`).
+    `security` adds its listeners (`broker.listeners`); it always runs the local JVM, which
+    reads the PEM files where they are.
     """
+    if security is not None:
+        return _start_local(version, timeout_s, security)
     if docker_available():
         return _start_docker(version, timeout_s, detached)
     return _start_local(version, timeout_s)

@@ -603,21 +603,19 @@ def production_edges(settings: Settings) -> Edges:
         from service.topics import MissingTopicError, partition_counts
 
         try:
-            partition_counts(settings.kafka_bootstrap_servers, [settings.captures_topic])
+            partition_counts(settings, [settings.captures_topic])
         except MissingTopicError as ex:
             raise ConfigError(f"{ex} (ROLLGUARD_CAPTURES_TOPIC); create it as the daemon's captures topic first") from None
         except KafkaError as ex:
             raise ConfigError(_kafka_error(settings, ex)) from None
 
     def open_sink() -> RecordSink:
-        from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        from service.kafka_clients import make_producer
+
         try:
-            producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", linger_ms=20,
-                client_id="rollguard-import-s3",
-            )
+            producer = make_producer(settings, acks="all", linger_ms=20, client_id="rollguard-import-s3")
         except KafkaError as ex:
             raise ConfigError(_kafka_error(settings, ex)) from None
         return KafkaSink(producer, settings.captures_topic)

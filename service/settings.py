@@ -5,13 +5,14 @@ A wrong value stops start-up with one line naming the setting and what is allowe
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
@@ -23,9 +24,78 @@ class SettingsError(ValueError):
     """A setting has a value rollguard cannot run with; the message is one line."""
 
 
+#: RFC 6750 token68 characters, so the token fits an Authorization header unquoted
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+MIN_TOKEN_CHARS = 16
+
+
+def check_http_token(token: str) -> str:
+    """``token`` if it can serve as the status API's bearer token; ValueError saying why not."""
+    if len(token) < MIN_TOKEN_CHARS or not _TOKEN_RE.match(token):
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters of A-Z a-z 0-9 - . _ ~ + / "
+                         "(e.g. the output of `openssl rand -hex 32`)")
+    return token
+
+
+def read_http_token_file(path: str) -> str:
+    """The token in file ``path`` (surrounding whitespace ignored); ValueError naming the problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ValueError(f"cannot read the token file: {ex}".splitlines()[0]) from None
+    try:
+        return check_http_token(text.strip())
+    except ValueError as ex:
+        raise ValueError(f"the token in {path} {ex}") from None
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: OAUTHBEARER is MSK IAM: tokens signed with the AWS credentials chain (service/kafka_clients.py)
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+#: the mechanisms that log in with ROLLGUARD_KAFKA_SASL_USERNAME and a password
+KAFKA_PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_KAFKA_SSL_PROTOCOLS = ("SSL", "SASL_SSL")
+_PASSWORD_MECHANISMS_TEXT = f"{', '.join(KAFKA_PASSWORD_MECHANISMS[:-1])} or {KAFKA_PASSWORD_MECHANISMS[-1]}"
+_KAFKA_SECRETS = frozenset({"kafka_ssl_password", "kafka_sasl_password"})
+
+
+def _readable_file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise ValueError("file does not exist" if not os.path.exists(path) else "is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise ValueError("file is not readable")
+    return path
+
+
+def read_secret_file(path: str) -> str:
+    """The secret in file ``path`` without its trailing line break; ValueError naming the problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ValueError(f"cannot read the file: {ex}".splitlines()[0]) from None
+    if not text:
+        raise ValueError(f"{path} is empty")
+    return text
+
+
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _check_region(region: str) -> None:
+    """ValueError unless botocore accepts ``region`` as a region name (it refuses it only at the first client)."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        raise ValueError("must be an AWS region name such as eu-west-1 (letters, digits and hyphens)") from None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True,
+        allow_inf_nan=False,  # nan passes no bound check by itself, inf passes a lower one
     )
 
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -34,6 +104,19 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "rollguard.dead-letter"
     group_id: str = "rollguard"
     kafka_session_timeout_ms: int = Field(45_000, ge=6_000, le=300_000)
+    # Kafka security (service/kafka_clients.py turns these into kafka-python arguments). Fields
+    # are validated in this order, so each check sees the ones above it; validate_default=True
+    # makes a check run when its own setting is unset.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = Field(None, validate_default=True)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_username: str | None = Field(None, validate_default=True)
+    kafka_sasl_password_file: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(None, validate_default=True)
     namespace: str = "Rollguard"
     aws_endpoint_url: str | None = None
     aws_region: str | None = None
@@ -49,10 +132,25 @@ class Settings(BaseSettings):
     segment_cardinality_cap: int = Field(50, ge=1, le=1000)
     state_dir: str = "./state"
     http_addr: str = "127.0.0.1:8787"
+    # bearer token for /v1/status and /metrics; repr=False keeps it out of logged settings
+    http_token: str | None = Field(None, repr=False)
+    http_token_file: str | None = None
     max_record_bytes: int = Field(1_048_576, gt=0)
     max_future_seconds: int = Field(7200, ge=0)
     max_pending_captures: int = Field(5_000_000, gt=0)
     max_buffered_datums: int = Field(2_000_000, gt=0)
+    # names that become dimensions: an allow-list of endpoints (the same on every instance), else
+    # the first max_endpoints seen; variants and model versions capped per endpoint / variant
+    endpoints: Annotated[tuple[str, ...], NoDecode] = ()
+    max_endpoints: int = Field(100, ge=1, le=10_000)
+    max_variants: int = Field(20, ge=1, le=1000)
+    max_model_versions: int = Field(20, ge=1, le=1000)
+    # dead letters keep at most this many bytes of the original (the rest: size and SHA-256)
+    dead_letter_max_bytes: int = Field(1_000_000, ge=1024, le=16 * 1024 * 1024)
+    # /readyz says not ready once CloudWatch has refused data for this many ticks
+    ready_publish_stall_ticks: int = Field(5, ge=1)
+    # ... or the group coordinator has not been heard from for this long
+    ready_consumer_stall_seconds: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -62,6 +160,111 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError("must be a comma list of host:port")
         return v
+
+    @field_validator("kafka_sasl_mechanism", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                     "kafka_ssl_password", "kafka_sasl_username", "kafka_sasl_password_file",
+                     "kafka_sasl_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _kafka_protocol(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().upper() in KAFKA_SECURITY_PROTOCOLS:
+            return v.strip().upper()
+        raise ValueError(f"must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}")
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _kafka_mechanism(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            v = v.strip().upper()
+            if v not in KAFKA_SASL_MECHANISMS:
+                raise ValueError(f"must be one of {', '.join(KAFKA_SASL_MECHANISMS)} (OAUTHBEARER is MSK IAM)")
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is None:  # the protocol is wrong: that is the error reported
+            return v
+        if protocol.startswith("SASL_") and v is None:
+            raise ValueError(f"is required with ROLLGUARD_KAFKA_SECURITY_PROTOCOL={protocol}: "
+                             f"one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+        if not protocol.startswith("SASL_") and v is not None:
+            raise ValueError(f"needs ROLLGUARD_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT (it is {protocol})")
+        return v
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_ssl_password")
+    @classmethod
+    def _kafka_ssl(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None:
+            return v
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol is not None and protocol not in _KAFKA_SSL_PROTOCOLS:
+            raise ValueError(f"is only used with ROLLGUARD_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL (it is {protocol})")
+        if info.field_name in ("kafka_ssl_keyfile", "kafka_ssl_password") and \
+                info.data.get("kafka_ssl_certfile") is None:
+            raise ValueError("is only used with ROLLGUARD_KAFKA_SSL_CERTFILE (the client certificate)")
+        return v if info.field_name == "kafka_ssl_password" else _readable_file(v)
+
+    @field_validator("kafka_sasl_username")
+    @classmethod
+    def _kafka_username(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if "kafka_sasl_mechanism" not in info.data:
+            return v
+        mechanism = info.data["kafka_sasl_mechanism"]
+        if mechanism in KAFKA_PASSWORD_MECHANISMS and v is None:
+            raise ValueError(f"is required with ROLLGUARD_KAFKA_SASL_MECHANISM={mechanism}")
+        if mechanism not in KAFKA_PASSWORD_MECHANISMS and v is not None:
+            raise ValueError(f"is only used with ROLLGUARD_KAFKA_SASL_MECHANISM={_PASSWORD_MECHANISMS_TEXT}")
+        return v
+
+    @field_validator("kafka_sasl_password_file")
+    @classmethod
+    def _kafka_password_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or "kafka_sasl_mechanism" not in info.data:
+            return v
+        if info.data["kafka_sasl_mechanism"] not in KAFKA_PASSWORD_MECHANISMS:
+            raise ValueError(f"is only used with ROLLGUARD_KAFKA_SASL_MECHANISM={_PASSWORD_MECHANISMS_TEXT}")
+        read_secret_file(v)  # fail at start-up, not at the first connection
+        return v
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _kafka_password(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if "kafka_sasl_mechanism" not in info.data or "kafka_sasl_password_file" not in info.data:
+            return v
+        mechanism, from_file = info.data["kafka_sasl_mechanism"], info.data["kafka_sasl_password_file"]
+        if mechanism not in KAFKA_PASSWORD_MECHANISMS:
+            if v is not None:
+                raise ValueError(f"is only used with ROLLGUARD_KAFKA_SASL_MECHANISM={_PASSWORD_MECHANISMS_TEXT}")
+        elif v is not None and from_file is not None:
+            raise ValueError("set ROLLGUARD_KAFKA_SASL_PASSWORD or ROLLGUARD_KAFKA_SASL_PASSWORD_FILE, not both")
+        elif v is None and from_file is None:
+            raise ValueError(f"is required with ROLLGUARD_KAFKA_SASL_MECHANISM={mechanism} "
+                             "(or ROLLGUARD_KAFKA_SASL_PASSWORD_FILE)")
+        return v
+
+    @model_validator(mode="after")
+    def _msk_iam_region(self) -> "Settings":
+        if self.kafka_sasl_mechanism == "OAUTHBEARER" and not self.kafka_aws_region():
+            raise ValueError("ROLLGUARD_KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) needs an AWS region: "
+                             "set ROLLGUARD_AWS_REGION, AWS_REGION or AWS_DEFAULT_REGION")
+        return self
+
+    def kafka_aws_region(self) -> str | None:
+        """The region MSK IAM tokens are signed for, found as for the boto3 clients:
+        ROLLGUARD_AWS_REGION, else AWS_REGION, else boto3's chain (AWS_DEFAULT_REGION, the profile)."""
+        if self.aws_region or os.environ.get("AWS_REGION"):
+            return self.aws_region or os.environ["AWS_REGION"]
+        import boto3
+
+        region: str | None = boto3.session.Session().region_name
+        return region
+
+    def kafka_sasl_secret(self) -> str | None:
+        """The SASL password (from ``kafka_sasl_password`` or read from ``kafka_sasl_password_file``), or None."""
+        if self.kafka_sasl_password_file is not None:
+            return read_secret_file(self.kafka_sasl_password_file)
+        return self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
 
     @field_validator("captures_topic", "labels_topic", "dead_letter_topic", "group_id", "namespace")
     @classmethod
@@ -80,6 +283,42 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return v
 
+    @field_validator("aws_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        assert v is not None
+        _check_region(v)
+        return v
+
+    @model_validator(mode="after")
+    def _region_from_environment(self) -> "Settings":
+        # without ROLLGUARD_AWS_REGION the clients take AWS_REGION, else botocore AWS_DEFAULT_REGION
+        if self.aws_region is None:
+            name = next((n for n in ("AWS_REGION", "AWS_DEFAULT_REGION") if os.environ.get(n)), None)
+            if name is not None:
+                try:
+                    _check_region(os.environ[name])
+                except ValueError as ex:
+                    raise ValueError(f"{name}={os.environ[name]!r}: {ex}") from None
+        return self
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: str) -> str:
+        if v.startswith("s3://"):
+            from botocore.handlers import VALID_BUCKET  # the bucket names botocore sends
+
+            bucket = v[len("s3://"):].partition("/")[0]
+            if not bucket:
+                raise ValueError("must be s3://bucket/prefix: the bucket name is missing")
+            if not VALID_BUCKET.match(bucket):
+                raise ValueError(f"bucket name {bucket!r} is not valid: 1-255 of a-z A-Z 0-9 . - _")
+        elif not v.strip() or _URL_SCHEME.match(v):
+            raise ValueError("must be a local directory or s3://bucket/prefix")
+        return v
+
     @field_validator("score_thresholds", mode="before")
     @classmethod
     def _thresholds(cls, v: Any) -> Any:
@@ -96,7 +335,7 @@ class Settings(BaseSettings):
             return out
         return v
 
-    @field_validator("segment_attributes", mode="before")
+    @field_validator("segment_attributes", "endpoints", mode="before")
     @classmethod
     def _attrs(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -110,6 +349,35 @@ class Settings(BaseSettings):
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be host:port")
         return v
+
+    @field_validator("http_token", mode="before")
+    @classmethod
+    def _token(cls, v: Any) -> Any:
+        if v in (None, ""):
+            return None
+        check_http_token(str(v))
+        return v
+
+    @field_validator("http_token_file")
+    @classmethod
+    def _token_file(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        assert v is not None
+        read_http_token_file(v)  # fail at start-up, not at the first request
+        return v
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> "Settings":
+        if self.http_token is not None and self.http_token_file is not None:
+            raise ValueError("set ROLLGUARD_HTTP_TOKEN or ROLLGUARD_HTTP_TOKEN_FILE, not both")
+        return self
+
+    def http_bearer_token(self) -> str | None:
+        """The status API's token (from ``http_token`` or read from ``http_token_file``), or None."""
+        if self.http_token_file is not None:
+            return read_http_token_file(self.http_token_file)
+        return self.http_token
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> "Settings":
@@ -165,15 +433,41 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         return data
 
 
+_NUMBER_ERRORS = frozenset({
+    "finite_number", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
+    "float_parsing", "float_type", "int_parsing", "int_type", "int_from_float",
+})
+
+
+def _number_rule(name: str) -> str | None:
+    """What a numeric setting accepts, from its bounds: 'must be a finite number of seconds > 0 and <= 3600'."""
+    field = Settings.model_fields.get(name)
+    if field is None or field.annotation not in (int, float):
+        return None
+    kind = "a whole number" if field.annotation is int else "a finite number"
+    unit = " of seconds" if name.endswith("_seconds") else " of milliseconds" if name.endswith("_ms") else ""
+    bounds = [
+        f"{op} {int(bound) if float(bound).is_integer() else bound}"
+        for constraint in field.metadata
+        for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+        if (bound := getattr(constraint, attr, None)) is not None
+    ]
+    return f"must be {kind}{unit}" + (f" {' and '.join(bounds)}" if bounds else "")
+
+
 def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     loc = first["loc"][0] if first["loc"] else ""
     msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] in _NUMBER_ERRORS and len(first["loc"]) == 1:
+        msg = _number_rule(str(loc)) or msg
     if not loc:
         return f"invalid settings: {msg}"
     name = f"{ENV_PREFIX}{str(loc).upper()}"
     value = first.get("input")
-    shown = f"={value!r}" if isinstance(value, (str, int, float)) and loc else ""
+    secret = loc == "http_token"  # a mistyped token is still a secret: never echo it
+    secret = secret or loc in _KAFKA_SECRETS
+    shown = f"={value!r}" if isinstance(value, (str, int, float)) and loc and not secret else ""
     return f"invalid setting {name}{shown}: {msg}"
 
 

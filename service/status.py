@@ -13,9 +13,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines import window as w
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -205,7 +208,11 @@ def render_status(doc: Mapping[str, Any]) -> str:
     dead: Mapping[str, Any] = doc.get("dead_letters") or {}
     total_dead = sum(v for v in dead.values() if isinstance(v, (int, float)))
     detail = ", ".join(f"{k} {fmt_count(v)}" for k, v in sorted(dead.items(), key=lambda kv: (-kv[1], kv[0])))
-    lines.append(_row("dead letters", f"{fmt_count(total_dead)}" + (f" ({detail})" if detail else "")))
+    waiting = doc.get("dead_letters_pending") or 0
+    lines.append(_row("dead letters", f"{fmt_count(total_dead)} written" + (f" ({detail})" if detail else "")
+                      + (f", {fmt_count(waiting)} not yet confirmed" if waiting else "")))
+    if doc.get("not_ready_reason"):
+        lines.append(_row("not ready", str(doc["not_ready_reason"])[:200]))
     join: Mapping[str, Any] = doc.get("join") or {}
     if join:
         keys = ("duplicate_captures", "corrections", "expired", "orphan_labels", "evicted_captures", "evicted_labels")
@@ -235,26 +242,28 @@ def status_url(addr: str) -> str:
     return f"http://{host}:{port}/v1/status"
 
 
-def fetch_status(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """GET ``url`` and decode it; raises OSError (incl. URLError) or ValueError."""
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+def fetch_status(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> dict[str, Any]:
+    """GET ``url`` (with ``token`` as a bearer token, if given) and decode it; raises OSError (incl. URLError) or ValueError."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=timeout_s) as resp:
         doc = json.loads(resp.read().decode())
     if not isinstance(doc, dict):
         raise ValueError("the answer is not a JSON object")
     return doc
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], *, settings: "Settings | None" = None) -> int:
+    """``settings`` (default: loaded from the environment) give the address and the bearer token."""
     parser = argparse.ArgumentParser(prog="rollguard status", description="Live view from the running daemon.")
     parser.add_argument("--json", action="store_true", help="print the raw /v1/status JSON")
     parser.add_argument("--addr", help="the daemon's HOST:PORT (default: ROLLGUARD_HTTP_ADDR, 127.0.0.1:8787)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an answer")
     args = parser.parse_args(argv)
-    addr = args.addr
-    if addr is None:
+    if settings is None:
         from service.settings import load_or_exit
 
-        addr = load_or_exit("rollguard status").http_addr
+        settings = load_or_exit("rollguard status")
+    addr = args.addr or settings.http_addr
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
         print(f"rollguard status: cannot connect to {addr!r}: need HOST:PORT with a port 1..65535 "
@@ -262,9 +271,18 @@ def main(argv: list[str]) -> int:
         return 2
     url = status_url(addr)
     try:
-        doc = fetch_status(url, args.timeout)
+        token = settings.http_bearer_token()
+    except ValueError as ex:  # the token file changed since the settings were read
+        print(f"rollguard status: ROLLGUARD_HTTP_TOKEN_FILE: {ex}", file=sys.stderr)
+        return 2
+    try:
+        doc = fetch_status(url, args.timeout, token)
     except urllib.error.HTTPError as ex:
-        print(f"rollguard status: the daemon at {url} answered HTTP {ex.code} {ex.reason}", file=sys.stderr)
+        hint = ""
+        if ex.code == 401:
+            hint = ("; set ROLLGUARD_HTTP_TOKEN or ROLLGUARD_HTTP_TOKEN_FILE to the daemon's token" if token is None
+                    else "; the token does not match the daemon's")
+        print(f"rollguard status: the daemon at {url} answered HTTP {ex.code} {ex.reason}{hint}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as ex:
         reason = getattr(ex, "reason", None) or ex

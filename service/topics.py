@@ -1,8 +1,15 @@
-"""Kafka topic administration: create the topics rollguard needs, read their partition counts."""
+"""Kafka topic administration: create the topics rollguard needs, read their partition counts.
+
+Each function takes the cluster as a bootstrap string (a PLAINTEXT cluster, e.g. the devstack's)
+or as Settings, whose TLS/SASL settings then apply (service/kafka_clients.py).
+"""
 from __future__ import annotations
 
 from kafka import KafkaAdminClient
 from kafka.errors import for_code
+
+from service.kafka_clients import client_config, explain_bootstrap_failure
+from service.settings import Settings
 
 _NO_ERROR = 0
 _TOPIC_ALREADY_EXISTS = 36
@@ -13,11 +20,17 @@ class MissingTopicError(LookupError):
     """A topic rollguard needs does not exist on the cluster."""
 
 
-def _admin(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rollguard-topics")
+def _admin(cluster: str | Settings) -> KafkaAdminClient:
+    config = client_config(cluster) if isinstance(cluster, Settings) else {"bootstrap_servers": cluster}
+    with explain_bootstrap_failure():
+        return KafkaAdminClient(**config, client_id="rollguard-topics")
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1,
+def _bootstrap(cluster: str | Settings) -> str:
+    return cluster.kafka_bootstrap_servers if isinstance(cluster, Settings) else cluster
+
+
+def ensure_topics(cluster: str | Settings, topics: dict[str, int], replication: int = 1,
                   *, timeout_s: float = 30.0) -> None:
     """Create each missing topic with the given partition count; idempotent.
 
@@ -32,7 +45,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1,
         raise ValueError(f"replication factor must be >= 1, got {replication}")
     if not topics:
         return
-    admin = _admin(bootstrap)
+    admin = _admin(cluster)
     try:
         existing = set(admin.list_topics())
         missing = {name: {"num_partitions": n, "replication_factor": replication}
@@ -50,11 +63,11 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1,
         admin.close()
 
 
-def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+def partition_counts(cluster: str | Settings, topics: list[str]) -> dict[str, int]:
     """Partition count of each named topic; raises MissingTopicError naming any that do not exist."""
     if not topics:
         return {}
-    admin = _admin(bootstrap)
+    admin = _admin(cluster)
     try:
         described = {t["name"]: t for t in admin.describe_topics(list(topics))}
     finally:
@@ -62,7 +75,7 @@ def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
     missing = [name for name in topics
                if name not in described or described[name]["error_code"] == _UNKNOWN_TOPIC_OR_PARTITION]
     if missing:
-        raise MissingTopicError(f"topic(s) {', '.join(map(repr, missing))} do not exist on {bootstrap}")
+        raise MissingTopicError(f"topic(s) {', '.join(map(repr, missing))} do not exist on {_bootstrap(cluster)}")
     counts: dict[str, int] = {}
     for name in topics:
         topic = described[name]

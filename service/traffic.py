@@ -93,9 +93,9 @@ def generate(n: int, start_ms: int, spec: TrafficSpec = TrafficSpec(), seed: int
 def produce_forever(settings: Any, rate: int, stop: threading.Event, spec: TrafficSpec = TrafficSpec()) -> None:
     """`rate` inferences a second to the captures topic; each label is held back 5-30 s, like a
     late dispute; now and then a bad record, to show the dead-letter path. Until `stop`."""
-    from kafka import KafkaProducer
+    from service.kafka_clients import make_producer
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), linger_ms=20)
+    producer = make_producer(settings, linger_ms=20)
     delayed: list[tuple[float, bytes, bytes]] = []
     rng = random.Random(1)
     second = 0

@@ -96,3 +96,23 @@ class Stack:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+def http_get(stack: Stack, path: str, timeout_s: float = 60) -> tuple[int, bytes]:
+    """GET `path` from the daemon's HTTP API (its port is the one the last start logged)."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    port: list[str] = []
+
+    def listening() -> bool:
+        port[:] = re.findall(r"http listening on 127\.0\.0\.1:(\d+)", stack.log_tail(400))[-1:]
+        return bool(port)
+
+    wait_for(listening, timeout_s, "the daemon's HTTP API", 0.2)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port[0]}{path}", timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as ex:
+        return ex.code, ex.read()

@@ -5,6 +5,9 @@ The moto server is shared by the session, so every test uses its own endpoint an
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,9 @@ import boto3
 import pytest
 import yaml
 
-from alarms import cli
 from alarms.spec import SpecFile, parse_spec
 from alarms.sync import SyncError, apply, plan
+from service import alarm_commands
 
 NAMESPACE = "RollguardTest"
 
@@ -162,7 +165,7 @@ def test_cli_plan_apply_exit_codes(moto_endpoint: str, endpoint: str, tmp_path: 
 
     def run(*argv: str) -> tuple[int, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = cli.main([*argv, "--spec", str(path)], out=out, err=err)
+        code = alarm_commands.alarms([*argv, "--spec", str(path)], out=out, err=err)
         return code, out.getvalue() + err.getvalue()
 
     code, text = run("plan")
@@ -176,3 +179,45 @@ def test_cli_plan_apply_exit_codes(moto_endpoint: str, endpoint: str, tmp_path: 
     assert "3 unchanged" in text
     code, text = run("apply")
     assert code == 0 and "0 created, 0 updated, 0 deleted" in text
+
+
+def test_alarms_and_guardrail_take_namespace_region_and_endpoint_from_the_config_file(
+        moto_endpoint: str, endpoint: str, tmp_path: Path) -> None:
+    spec_path = tmp_path / "alarms.yaml"
+    spec_path.write_text(yaml.safe_dump(spec_data(endpoint, f"s-{endpoint}", ALARMS[:3]), sort_keys=False))
+    config = tmp_path / "rollguard.yaml"
+    config.write_text(yaml.safe_dump(
+        {"namespace": "ProbeNS", "aws_region": "eu-west-1", "aws_endpoint_url": moto_endpoint}))
+    # the session's AWS_REGION=us-east-1 is what the clients used to get; the settings must win
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLGUARD_")}
+    env |= {"ROLLGUARD_CONFIG_FILE": str(config), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def rollguard(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "service.cli", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    applied = rollguard("alarms", "apply", "--spec", str(spec_path))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("created ") == 3
+    prefix = f"rollguard-{endpoint}-"
+    eu = boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name="eu-west-1")
+    alarms = described(eu, prefix)
+    assert len(alarms) == 3
+    namespaces = {a["Namespace"] for a in alarms.values() if a.get("Namespace")}
+    namespaces |= {m["MetricStat"]["Metric"]["Namespace"] for a in alarms.values() for m in a.get("Metrics", [])
+                   if "MetricStat" in m}
+    assert namespaces == {"ProbeNS"}
+    us = boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name="us-east-1")
+    assert described(us, prefix) == {}
+
+    planned = rollguard("alarms", "plan", "--spec", str(spec_path))
+    assert planned.returncode == 0 and "3 unchanged" in planned.stdout, planned.stdout + planned.stderr
+
+    # guardrail --apply finds the alarms in eu-west-1 (else: "alarms missing in CloudWatch") and
+    # goes on to UpdateEndpoint, which moto refuses: there is no such endpoint
+    deployed = rollguard("guardrail", "--endpoint", endpoint, "--endpoint-config", f"{endpoint}-v6",
+                         "--spec", str(spec_path), "--apply")
+    assert deployed.returncode == 1
+    assert "alarms missing" not in deployed.stderr
+    assert "rollguard guardrail: AWS call failed" in deployed.stderr, deployed.stderr
+    assert "UpdateEndpoint operation" in deployed.stderr, deployed.stderr

@@ -483,7 +483,7 @@ def test_cli_simulate_dispatches_lazily(monkeypatch: pytest.MonkeyPatch) -> None
     import sys
     import types
 
-    from alarms import cli
+    from service import alarm_commands
 
     seen: list[list[str]] = []
 
@@ -494,7 +494,7 @@ def test_cli_simulate_dispatches_lazily(monkeypatch: pytest.MonkeyPatch) -> None
     fake = types.ModuleType("alarms.simulate")
     fake.main = fake_main  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "alarms.simulate", fake)
-    assert cli.main(["simulate", "--spec", "x.yaml", "--foo"]) == 7
+    assert alarm_commands.alarms(["simulate", "--spec", "x.yaml", "--foo"]) == 7
     assert seen == [["--spec", "x.yaml", "--foo"]]
 
 
@@ -502,22 +502,22 @@ def test_cli_show_and_errors(tmp_path: Path) -> None:
     import io
     import json
 
-    from alarms import cli
+    from service import alarm_commands
 
     out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["show", "--spec", str(EXAMPLE)], out=out, err=err) == 0
+    assert alarm_commands.alarms(["show", "--spec", str(EXAMPLE)], out=out, err=err) == 0
     requests = json.loads(out.getvalue())
     assert [r["AlarmName"] for r in requests] == [a.name for a in expand(load_spec(EXAMPLE))]
 
     bad = write(tmp_path, BASE.replace("threshold: 0.8", "threshold: 0.8\n            period: 45"))
 
-    def no_aws() -> Any:
+    def no_aws(settings: Any) -> Any:
         raise AssertionError("a bad spec must be refused before any AWS client is made")
 
     err = io.StringIO()
-    assert cli.main(["plan", "--spec", str(bad)], client_factory=no_aws, out=io.StringIO(), err=err) == 2
+    assert alarm_commands.alarms(["plan", "--spec", str(bad)], client_factory=no_aws, out=io.StringIO(), err=err) == 2
     assert f"{bad}:10: endpoints[0].alarms[0].period" in err.getvalue()
-    assert cli.main(["frobnicate"], out=io.StringIO(), err=io.StringIO()) == 2
+    assert alarm_commands.alarms(["frobnicate"], out=io.StringIO(), err=io.StringIO()) == 2
 
 
 def test_what_aws_echoes_differently_is_not_a_change() -> None:

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from alarms.guardrail import GuardrailError, build_update_endpoint, main, total_wait_s
+from alarms.guardrail import GuardrailError, build_update_endpoint, total_wait_s
+from service.alarm_commands import guardrail as guardrail_command
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "alarms.yaml"
 ALARMS = ["rollguard-fraud-ep-AllTraffic.fraud-v6-precision", "rollguard-fraud-ep-AllTraffic.fraud-v6-recall"]
@@ -147,8 +148,8 @@ def run(argv: list[str], clients: Any = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     kwargs: dict[str, Any] = {"out": out, "err": err}
     if clients is not None:
-        kwargs["clients"] = clients
-    code = main(argv, **kwargs)
+        kwargs["clients"] = lambda _settings: clients()
+    code = guardrail_command(argv, **kwargs)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -215,7 +215,7 @@ def test_render_status_table() -> None:
     assert "1,234 captures held for labels (until label_ttl), 5 labels waiting for a capture" in text
     assert "consumer lag      10 records (captures[0] 10)" in text
     assert "last publish      42 s ago (" in text and "17 datums buffered, 2 failures" in text
-    assert "dead letters      3 (not_json 2, future_timestamp 1)" in text
+    assert "dead letters      3 written (not_json 2, future_timestamp 1)" in text
     assert "corrections 7" in text and "orphan labels 4" in text
     alarm_lines = text.split("alarms ", 1)[1].splitlines()
     assert alarm_lines[0].strip() == "2 named rollguard-*, checked 30 s ago"
@@ -448,8 +448,14 @@ class NoConsumer:
     def commit(self, offsets: Any = None) -> None: ...
 
 
+class Written:
+    is_done = True
+
+    def succeeded(self) -> bool: return True
+
+
 class NoProducer:
-    def send(self, *a: Any, **k: Any) -> None: ...
+    def send(self, *a: Any, **k: Any) -> Written: return Written()
     def flush(self, timeout: float | None = None) -> None: ...
 
 
@@ -490,3 +496,288 @@ def test_the_real_daemon_status_renders(tmp_path: Path) -> None:
     assert {"Precision", "Recall", "ErrorRate", "ShadowAgreement", "LatencyP99"} <= gauges
     text = status.render_status(doc)
     assert "fraud-ep / v5 / model version fraud-v5" in text and "fraud-ep / v6-shadow / all model versions" in text
+
+
+# -- exposure: the bearer token, readiness reasons, what /v1/status carries ------------------
+
+
+TOKEN = "s3cret-token-0123456789abcdef"
+
+
+def get_with(url: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, Any, str]:
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as ex:
+        return ex.code, ex.headers, ex.read().decode()
+
+
+def test_server_header_names_no_python_version() -> None:
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]))
+    try:
+        for path in ("/healthz", "/readyz", "/v1/status", "/nope"):
+            assert get_with(server.url + path)[1]["Server"] == "rollguard"
+    finally:
+        server.shutdown()
+
+
+def test_the_token_guards_status_and_metrics_but_not_the_probes() -> None:
+    daemon = FakeDaemon(STATUS)
+    server = start_server(daemon, alarm_client=FakeAlarms([{}]), token=TOKEN)
+    try:
+        base = server.url
+        for path in ("/v1/status", "/metrics"):
+            code, headers, body = get_with(base + path)
+            assert code == 401 and headers["WWW-Authenticate"] == 'Bearer realm="rollguard"'
+            assert "fraud-ep" not in body and "3512" not in body
+            code, headers, _ = get_with(base + path, {"Authorization": f"Bearer {TOKEN}x"})
+            assert code == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+            assert get_with(base + path, {"Authorization": f"Basic {TOKEN}"})[0] == 401
+            assert get_with(base + path, method="HEAD")[0] == 401
+            assert get_with(base + path, {"Authorization": f"bearer {TOKEN}"})[0] == 200  # the scheme is case-blind
+        assert json.loads(get_with(base + "/v1/status", {"Authorization": f"Bearer {TOKEN}"})[2])["records"] == 3512
+        assert get_with(base + "/healthz")[::2] == (200, "ok\n")
+        assert get_with(base + "/readyz")[::2] == (503, "not ready: waiting for partition assignment and state restore\n")
+        daemon.ready.set()
+        assert get_with(base + "/readyz")[::2] == (200, "ready\n")
+    finally:
+        server.shutdown()
+
+
+def test_the_token_comes_from_the_settings_or_a_file(tmp_path: Path) -> None:
+    from service.settings import load_settings
+
+    token_file = tmp_path / "token"
+    token_file.write_text(f"  {TOKEN}\n")
+    for settings in (load_settings(http_addr="127.0.0.1:0", http_token=TOKEN),
+                     load_settings(http_addr="127.0.0.1:0", http_token_file=str(token_file))):
+        daemon = FakeDaemon(STATUS)
+        daemon.settings = settings  # type: ignore[assignment]
+        server = start_server(daemon, alarm_client=FakeAlarms([{}]))
+        try:
+            assert get_with(server.url + "/metrics")[0] == 401
+            assert get_with(server.url + "/metrics", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+            addr = f"127.0.0.1:{server.address[1]}"
+            assert status.main(["--addr", addr, "--json"], settings=settings) == 0  # `rollguard status` sends it
+        finally:
+            server.shutdown()
+
+
+def test_status_command_without_the_token_says_which_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.settings import load_settings
+
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]), token=TOKEN)
+    try:
+        addr = f"127.0.0.1:{server.address[1]}"
+        assert status.main(["--addr", addr], settings=load_settings()) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "HTTP 401" in err and "ROLLGUARD_HTTP_TOKEN" in err
+        assert status.main(["--addr", addr], settings=load_settings(http_token="x" * 20)) == 2
+        assert "the token does not match" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+
+
+class ReportingDaemon(FakeDaemon):
+    """A daemon that says why it is not ready (service.daemon.Daemon.readiness)."""
+
+    def __init__(self) -> None:
+        super().__init__(STATUS)
+        self.answer: tuple[bool, str] | Exception = (False, "cannot consume: broker unreachable for 45 s")
+
+    def readiness(self) -> tuple[bool, str]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_readyz_says_the_daemons_reason() -> None:
+    daemon = ReportingDaemon()
+    daemon.ready.set()  # readiness() wins over the event when the daemon has it
+    server = start_server(daemon, alarm_client=FakeAlarms([{}]))
+    try:
+        url = server.url + "/readyz"
+        assert get_with(url)[::2] == (503, "not ready: cannot consume: broker unreachable for 45 s\n")
+        daemon.answer = (False, "checkpoint failing: [Errno 28] No space left on device\nTraceback ...")
+        assert get_with(url)[::2] == (503, "not ready: checkpoint failing: [Errno 28] No space left on device "
+                                           "Traceback ...\n")
+        daemon.answer = (False, "x" * 5000)
+        code, _, body = get_with(url)
+        assert code == 503 and len(body) <= len("not ready: \n") + http_api.MAX_TEXT_CHARS
+        daemon.answer = (False, "cannot publish to CloudWatch for 60 s: rejected batch(es) tick-1: dimension "
+                                "'merchant_category'=" + repr("4111111111111111" * 100))
+        code, _, body = get_with(url)
+        assert code == 503 and "4111111111111111" * 3 not in body and "merchant_category" in body
+        daemon.answer = RuntimeError("secret detail")
+        assert get_with(url)[::2] == (503, "not ready: readiness check failed (RuntimeError)\n")
+        daemon.answer = (True, "consuming")
+        assert get_with(url)[::2] == (200, "ready\n")
+        assert get_with(url, method="HEAD")[0] == 200
+    finally:
+        server.shutdown()
+
+
+def test_readiness_falls_back_to_the_ready_event() -> None:
+    daemon = FakeDaemon({})
+    assert http_api.readiness_of(daemon) == (False, http_api.NOT_READY_REASON)
+    daemon.ready.set()
+    assert http_api.readiness_of(daemon) == (True, "ready")
+
+
+def test_public_text_keeps_names_and_drops_record_contents() -> None:
+    assert http_api.public_text(None) is None
+    assert http_api.public_text("a\nb\r\nc") == "a b c"
+    value = "card=4111111111111111;" * 50
+    text = http_api.public_text(f"dimension 'merchant_category'={value!r}: name must be 1..255 chars")
+    assert text == "dimension 'merchant_category'='<1100 chars>': name must be 1..255 chars"
+    assert http_api.public_text("InvalidParameterValue: " + "y" * 1000) == "InvalidParameterValue: <1000 chars>"
+    assert len(http_api.public_text("yy " * 1000) or "") == http_api.MAX_TEXT_CHARS
+
+
+def test_status_document_bounds_what_the_publisher_quotes_from_records() -> None:
+    """A segment value is record content; CloudWatch refuses it over 1024 chars and the publisher quotes it."""
+    import dataclasses
+
+    from alarms.publisher import Publisher
+    from pipelines.clock import MockedClock
+    from pipelines.datum import Datum
+
+    secret = "4111111111111111" * 200
+    clock = MockedClock(NOW_MS)
+    publisher = Publisher(PutsNothing(), "Test", clock)
+    dims = (("EndpointName", "fraud-ep"), ("VariantName", "v5"), ("merchant_category", secret))
+    publisher.enqueue("tick-1", [Datum("Invocations", dims, NOW_MS, value=1.0)])
+    raw = dataclasses.asdict(publisher.stats())
+    assert secret in raw["last_error"]  # what the daemon's status() carries
+    raw["rejections"] = [(("tick-%d" % i,), f"InvalidParameterValue: {secret}") for i in range(150)]
+    status_in = {"publisher": raw, "not_ready_reason": f"cannot publish: {secret}", "series": [{"dimensions": {"EndpointName": "e" * 5000, "VariantName": "v5"},
+                                               "gauges": {}, "samples": {}}]}
+    doc = json.loads(json.dumps(http_api.status_document(status_in, {"error": secret}, None), default=str))
+    body = json.dumps(doc)
+    assert "4111111111111111" * 3 not in body
+    pub = doc["publisher"]
+    assert len(pub["last_error"]) <= http_api.MAX_TEXT_CHARS and "tick-1" in pub["last_error"]
+    assert "merchant_category" in pub["last_error"]  # the name stays, the value goes
+    assert [ids for ids, _ in pub["rejections"]] == [[f"tick-{i}"] for i in range(140, 150)]
+    assert len(doc["series"][0]["dimensions"]["EndpointName"]) == http_api.MAX_DIMENSION_CHARS
+    assert doc["series"][0]["dimensions"]["VariantName"] == "v5"
+    assert len(doc["alarms"]["error"]) <= http_api.MAX_TEXT_CHARS
+    assert doc["not_ready_reason"] == "cannot publish: <3200 chars>"
+    assert status.render_status(doc)  # the table still renders
+
+
+# -- exposure: slow and idle clients, the connection cap ------------------------------------
+
+
+def wait_closed(sock: socket.socket, bound_s: float = 10.0) -> bytes:
+    """Everything the server sends until it closes ``sock``; fails if it is still open after ``bound_s``."""
+    sock.settimeout(bound_s)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the server kept the connection open for {bound_s} s") from None
+    return received
+
+
+def test_slow_loris_clients_are_dropped_after_the_request_timeout() -> None:
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]), request_timeout_s=0.3)
+    silent = [socket.create_connection(server.address, timeout=10) for _ in range(http_api.MAX_CONNECTIONS + 4)]
+    try:
+        for sock in silent:  # the ones over the cap get a 503, the rest are cut when their time is up
+            assert wait_closed(sock) in (b"", http_api._busy_response())
+        http_api_deadline(lambda: server.connections == 0, timeout_s=10)  # no thread left holding one
+        assert get(server.url + "/healthz")[0] == 200
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()
+
+
+def test_a_client_trickling_headers_is_cut_at_the_request_deadline() -> None:
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]), request_timeout_s=0.5)
+    try:
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            sock.settimeout(0.1)  # each header line comes well within any per-read timeout
+            closed = False
+            for i in range(100):  # 10 s at most
+                try:
+                    sock.sendall(f"X-Slow-{i}: 1\r\n".encode())
+                    closed = sock.recv(65536) == b""
+                except TimeoutError:
+                    continue
+                except OSError:  # reset or broken pipe: closed too
+                    closed = True
+                if closed:
+                    break
+            assert closed, "the server kept a trickling client for 10 s"
+        http_api_deadline(lambda: server.connections == 0, timeout_s=10)
+    finally:
+        server.shutdown()
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One HTTP response (headers and a Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length, "more than one response"
+    return head + b"\r\n\r\n" + body
+
+
+def test_keep_alive_works_and_an_idle_connection_is_closed() -> None:
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]), idle_timeout_s=0.3)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(request)
+            assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+            sock.sendall(request)  # the same connection serves the next request
+            assert read_response(sock).endswith(b"\r\n\r\nok\n")
+            assert wait_closed(sock) == b""  # then, idle, it is closed
+        http_api_deadline(lambda: server.connections == 0, timeout_s=10)
+    finally:
+        server.shutdown()
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_connections_over_the_cap_get_503_at_once() -> None:
+    clock = StepClock()  # the request deadlines pass when the test says so
+    server = start_server(FakeDaemon(STATUS), alarm_client=FakeAlarms([{}]), monotonic=clock,
+                          request_timeout_s=60, max_connections=3)
+    silent = [socket.create_connection(server.address, timeout=10) for _ in range(3)]
+    try:
+        http_api_deadline(lambda: server.connections == 3, timeout_s=10)
+        with socket.create_connection(server.address, timeout=10) as extra:
+            answer = wait_closed(extra, bound_s=10)  # well before the 60 s request timeout
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert b"\r\nServer: rollguard\r\n" in answer and b"\r\nConnection: close\r\n" in answer
+        assert get(server.url + "/healthz")[0] == 503  # a real client is told the same
+        assert server.connections == 3  # and no thread was started for either
+        clock.now += 61
+        for sock in silent:
+            assert wait_closed(sock) == b""
+        http_api_deadline(lambda: server.connections == 0, timeout_s=10)
+        assert get(server.url + "/healthz")[0] == 200
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()

@@ -24,6 +24,16 @@ def test_compose_stack_matches_the_project() -> None:
     assert services["rollguard"]["command"] == ["run"]
 
 
+def test_compose_publishes_ports_on_loopback_only() -> None:
+    """The status API and moto have no authentication by default: never on every host interface."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = {name: svc["ports"] for name, svc in compose["services"].items() if svc.get("ports")}
+    assert published == {"rollguard": ["127.0.0.1:8787:8787"], "moto": ["127.0.0.1:5000:5000"]}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # inside the container the daemon binds every interface, or the published port reaches nothing
+    assert "ROLLGUARD_HTTP_ADDR=0.0.0.0:8787" in dockerfile and "EXPOSE 8787" in dockerfile
+
+
 def test_dockerfile_is_slim_non_root_and_runs_the_daemon() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in text
