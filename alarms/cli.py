@@ -10,7 +10,7 @@ Exit codes:
 - ``simulate``: whatever ``alarms.simulate:main`` returns.
 
 The namespace, region and endpoint come from the settings the caller passes in
-(``service.alarm_commands`` for the ``rollguard`` command), never from the environment directly.
+(``service.commands.alarms`` for the ``rollguard`` command), never from the environment directly.
 """
 from __future__ import annotations
 
@@ -21,20 +21,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from alarms.aws_clients import AwsSettings, client_for
-from alarms.spec import SpecError, expand, load_spec, to_put_metric_alarm
+from alarms import aws_clients, command
+from alarms.aws_clients import AwsSettings
+from alarms.spec import expand, to_put_metric_alarm
 from alarms.sync import AlarmClient, Change, SyncError, apply, plan
-
-_HINTS = {
-    "NoRegionError": " (set AWS_REGION)",
-    "NoCredentialsError": " (set AWS credentials, e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
-}
-
-
-def cloudwatch(settings: AwsSettings) -> AlarmClient:
-    """The CloudWatch client of ``settings`` (region and endpoint)."""
-    client: AlarmClient = client_for("cloudwatch", settings)
-    return client
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +45,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     settings: Callable[[], AwsSettings],
-    client_factory: Callable[[AwsSettings], AlarmClient] = cloudwatch,
+    client_factory: Callable[[AwsSettings], AlarmClient] = aws_clients.cloudwatch,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -70,15 +60,10 @@ def main(
         # another module owns simulation; import it only when asked, so plan/apply never depend on it
         simulate = importlib.import_module("alarms.simulate")
         return int(simulate.main(args_list[1:]) or 0)
-    try:
-        args = _parser().parse_args(args_list)
-    except SystemExit as exc:  # argparse already printed the usage
-        return 0 if exc.code in (0, None) else 2
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as exc:
-        print(str(exc), file=err)
-        return 2
+    parsed = command.parse_with_spec(_parser(), args_list, err)
+    if isinstance(parsed, int):
+        return parsed
+    args, spec = parsed
     if args.command == "show":
         namespace = settings().namespace
         try:
@@ -98,8 +83,7 @@ def main(
         print(f"rollguard alarms: {exc}", file=err)
         return 2
     except Exception as exc:  # boto3/botocore errors: one line, not a traceback
-        hint = _HINTS.get(type(exc).__name__, "")
-        print(f"rollguard alarms {args.command}: AWS call failed: {type(exc).__name__}: {exc}{hint}", file=err)
+        print(f"rollguard alarms {args.command}: AWS call failed: {command.aws_failure(exc)}", file=err)
         return 2
 
 

@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from alarms.aws_clients import AwsSettings, client_for
-from alarms.spec import SpecError, guardrail_alarm_names, load_spec
+from alarms import aws_clients, command
+from alarms.aws_clients import AwsSettings
+from alarms.spec import guardrail_alarm_names
+from alarms.spec.schema import SAGEMAKER_NAME_RE
+from pipelines import cloudwatch_rules
 
 MAX_ALARMS = 10
 MAX_CANARY_PCT = 50
@@ -35,7 +37,6 @@ MAX_WAIT_S = 3600
 MAX_TERMINATION_WAIT_S = 3600
 EXECUTION_TIMEOUT_S = (600, 28_800)
 PROVISIONING_HEADROOM_S = 1800  # green fleet instances must start before the first shift
-_SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class GuardrailError(ValueError):
@@ -75,7 +76,7 @@ def build_update_endpoint(
     """
     problems: list[str] = []
     for what, name in (("endpoint", endpoint), ("endpoint config", endpoint_config)):
-        if not _SAGEMAKER_NAME_RE.match(name):
+        if not SAGEMAKER_NAME_RE.match(name):
             problems.append(f"{what} name must be 1-63 letters, digits and hyphens (SageMaker's pattern); got {name!r}")
     names = list(alarm_names)
     if not 1 <= len(names) <= MAX_ALARMS:
@@ -83,8 +84,10 @@ def build_update_endpoint(
     if len(set(names)) != len(names):
         problems.append("alarm names must be unique")
     for name in names:
-        if not 1 <= len(name) <= 255 or not name.strip():
-            problems.append(f"alarm name must be 1-255 characters and not blank; got {name!r}")
+        if not 1 <= len(name) <= cloudwatch_rules.MAX_ALARM_NAME or not name.strip():
+            problems.append(
+                f"alarm name must be 1-{cloudwatch_rules.MAX_ALARM_NAME} characters and not blank; got {name!r}"
+            )
     if canary_pct is not None and linear_pct is not None:
         problems.append("choose canary or linear traffic shifting, not both")
     if canary_pct is not None and not 1 <= canary_pct <= MAX_CANARY_PCT:
@@ -164,16 +167,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def aws_clients(settings: AwsSettings) -> tuple[Any, Any]:
+def sagemaker_and_cloudwatch(settings: AwsSettings) -> tuple[Any, Any]:
     """The SageMaker and CloudWatch clients of ``settings`` (region and endpoint)."""
-    return client_for("sagemaker", settings), client_for("cloudwatch", settings)
+    return aws_clients.client_for("sagemaker", settings), aws_clients.cloudwatch(settings)
 
 
 def main(
     argv: Sequence[str] | None = None,
     *,
     settings: Callable[[], AwsSettings],
-    clients: Callable[[AwsSettings], tuple[Any, Any]] = aws_clients,
+    clients: Callable[[AwsSettings], tuple[Any, Any]] = sagemaker_and_cloudwatch,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -181,15 +184,10 @@ def main(
     returns (sagemaker, cloudwatch))."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
-        return 0 if exc.code in (0, None) else 2
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as exc:
-        print(str(exc), file=err)
-        return 2
+    parsed = command.parse_with_spec(_parser(), argv, err)
+    if isinstance(parsed, int):
+        return parsed
+    args, spec = parsed
     names = guardrail_alarm_names(spec, args.endpoint)
     if not names:
         print(
@@ -219,8 +217,9 @@ def main(
     try:
         sagemaker, cloudwatch = clients(resolved)
         # SageMaker only learns of a missing alarm mid-deploy; better to refuse now
-        found = cloudwatch.describe_alarms(AlarmNames=names).get("MetricAlarms", [])
-        missing = sorted(set(names) - {a["AlarmName"] for a in found})
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names)
+        found = {a["AlarmName"] for page in pages for a in page.get("MetricAlarms", [])}
+        missing = sorted(set(names) - found)
         if missing:
             print(
                 f"rollguard guardrail: alarms missing in CloudWatch: {', '.join(missing)}; "
@@ -230,9 +229,7 @@ def main(
             return 1
         response = sagemaker.update_endpoint(**request)
     except Exception as exc:  # botocore errors: one line, not a traceback
-        detail = " ".join(str(exc).split())  # error bodies can be multi-line (HTML from a local API)
-        detail = detail if len(detail) <= 300 else detail[:297] + "..."
-        print(f"rollguard guardrail: AWS call failed: {type(exc).__name__}: {detail}", file=err)
+        print(f"rollguard guardrail: AWS call failed: {command.aws_failure(exc)}", file=err)
         return 1
     print(f"rollguard guardrail: deploying {args.endpoint_config} to {response.get('EndpointArn', args.endpoint)}", file=err)
     return 0

@@ -41,7 +41,9 @@ Not documented by AWS and chosen here (say so when it matters):
   leaves a leading gap missing and ``LINEAR`` leaves leading and trailing gaps
   missing (there is nothing to repeat or interpolate from).
 
-Everything here is pure: no clock, no I/O. Timestamps are epoch seconds.
+Everything here is pure: no clock, no I/O. Timestamps are epoch seconds. :func:`tokenize` is
+the one metric math tokenizer: a spec's own expressions are checked on its tokens too
+(`alarms.spec.expressions`), against ``pipelines.cloudwatch_rules.ALARM_MATH_FUNCTIONS``.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Union
+
+from pipelines import cloudwatch_rules
 
 __all__ = [
     "ID_PATTERN",
@@ -66,14 +70,17 @@ __all__ = [
     "Ref",
     "Series",
     "SeriesArray",
+    "Token",
     "Unary",
     "Value",
     "evaluate",
     "parse",
     "resolve",
+    "tokenize",
 ]
 
-ID_PATTERN = re.compile(r"[a-z][A-Za-z0-9_]*\Z")
+#: a metric id: CloudWatch's MetricDataQuery Id pattern
+ID_PATTERN = cloudwatch_rules.METRIC_ID_RE
 
 
 class MetricMathError(ValueError):
@@ -183,7 +190,8 @@ class Array:
 
 Node = Union[Number, Ref, Keyword, Unary, Binary, Call, Array]
 
-# name -> (min args, max args)
+# name -> (min args, max args): the functions this interpreter runs, all of them CloudWatch's
+# (pipelines.cloudwatch_rules.ALARM_MATH_FUNCTIONS) except SQRT
 FUNCTIONS: Mapping[str, tuple[int, int]] = MappingProxyType(
     {
         "IF": (2, 3),
@@ -206,7 +214,9 @@ KEYWORDS = frozenset({"REPEAT", "LINEAR"})
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
+class Token:
+    """One token; ``word`` is an upper-case name (a function, AND/OR/NOT, REPEAT/LINEAR)."""
+
     kind: str  # num, id, word, op, end
     text: str
     pos: int
@@ -224,8 +234,9 @@ _TOKEN_RE = re.compile(
 )
 
 
-def _tokenize(expression: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def tokenize(expression: str) -> list[Token]:
+    """The tokens of ``expression``, ending with an ``end`` token; MetricMathError at a bad character."""
+    tokens: list[Token] = []
     pos = 0
     while pos < len(expression):
         match = _TOKEN_RE.match(expression, pos)
@@ -233,9 +244,9 @@ def _tokenize(expression: str) -> list[_Token]:
             raise MetricMathError(f"unexpected character {expression[pos]!r}", expression, pos)
         kind = match.lastgroup or ""
         if kind != "space":
-            tokens.append(_Token(kind, match.group(), pos))
+            tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
-    tokens.append(_Token("end", "", len(expression)))
+    tokens.append(Token("end", "", len(expression)))
     return tokens
 
 
@@ -249,7 +260,7 @@ class _Parser:
 
     def __init__(self, expression: str, known_ids: Collection[str] | None) -> None:
         self.expression = expression
-        self.tokens = _tokenize(expression)
+        self.tokens = tokenize(expression)
         self.index = 0
         self.known_ids = known_ids
 
@@ -257,10 +268,10 @@ class _Parser:
         return MetricMathError(message, self.expression, pos)
 
     @property
-    def current(self) -> _Token:
+    def current(self) -> Token:
         return self.tokens[self.index]
 
-    def advance(self) -> _Token:
+    def advance(self) -> Token:
         token = self.tokens[self.index]
         self.index += 1
         return token
@@ -269,7 +280,7 @@ class _Parser:
         token = self.current
         return token.kind in ("op", "word") and token.text in texts
 
-    def expect(self, text: str) -> _Token:
+    def expect(self, text: str) -> Token:
         if not self.at(text):
             found = self.current.text or "end of expression"
             raise self.error(f"expected {text!r}, found {found!r}", self.current.pos)

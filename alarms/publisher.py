@@ -17,50 +17,23 @@ than 150 values is split on enqueue and counts once per part.
 """
 from __future__ import annotations
 
-import json
-import math
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from botocore import exceptions as botocore_exceptions
-
+from alarms.aws_clients import make_cloudwatch_client  # noqa: F401 - re-exported: service.daemon imports it here
+from alarms.metric_data import REQUEST_ENVELOPE_BYTES, estimate_entry_bytes, split_datum
+from alarms.publish_errors import classify_error, describe_error
+from alarms.publish_results import EnqueueResult, FlushResult, PublisherStats
+from pipelines import cloudwatch_rules as rules
 from pipelines.clock import Clock
 from pipelines.datum import Datum
-from pipelines.latency import MAX_DISTRIBUTION_VALUES, split_distribution
-
-MINUTE_MS = 60_000
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
-#: CloudWatch accepts timestamps up to two weeks in the past and two hours in the future.
-CLOUDWATCH_MAX_AGE_MS = 14 * DAY_MS
-CLOUDWATCH_MAX_FUTURE_MS = 2 * HOUR_MS
-#: PutMetricData limits (API reference): 1000 metrics and 1 MB per request.
-MAX_METRICS_PER_REQUEST = 1000
-MAX_REQUEST_BYTES = 1_000_000
-#: Room for ``{"Namespace": "...", "MetricData": [...]}`` around the entries (namespace <= 255 chars).
-REQUEST_ENVELOPE_BYTES = 1024
-#: Longest JSON rendering of a double (e.g. ``-2.2250738585072014e-308``), also > 9 bytes of CBOR.
-MAX_NUMBER_BYTES = 24
-#: Documented range of a CloudWatch value.
-MAX_ABS_VALUE = 2.0**360
-
-STANDARD_UNITS = frozenset(
-    {
-        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
-        "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
-        "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
-        "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
-        "Count/Second", "None",
-    }
-)
 
 Entry = dict[str, Any]
-ErrorKind = Literal["retry", "hold", "reject"]
 
 
 class MetricsClient(Protocol):
@@ -69,243 +42,6 @@ class MetricsClient(Protocol):
     def put_metric_data(self, *, Namespace: str, MetricData: list[Entry]) -> object:
         """Publish entries; raise on failure (botocore ``ClientError`` / ``BotoCoreError``)."""
         ...
-
-
-def make_cloudwatch_client(
-    endpoint_url: str | None = None,
-    *,
-    region_name: str | None = None,
-    compress_requests: bool | None = None,
-    connect_timeout_s: float = 5.0,
-    read_timeout_s: float = 15.0,
-) -> MetricsClient:
-    """A boto3 CloudWatch client for production, pointed at ``endpoint_url`` when given.
-
-    botocore's own retries are off (one attempt): the :class:`Publisher` retries
-    with its own backoff and deadline, and nested retry loops would multiply.
-    Gzip request compression defaults to on for AWS and off when an
-    ``endpoint_url`` is given, because moto's server (5.2) decompresses the body
-    twice and answers every compressed request (> 10 KiB) with a 500.
-    """
-    from alarms.aws_clients import client as aws_client
-
-    if compress_requests is None:
-        compress_requests = endpoint_url is None
-    client: MetricsClient = aws_client(
-        "cloudwatch", endpoint_url=endpoint_url, region=region_name,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        disable_request_compression=not compress_requests,
-        connect_timeout=connect_timeout_s,
-        read_timeout=read_timeout_s,
-    )
-    return client
-
-
-# -- datums to requests -------------------------------------------------------------------
-
-
-def validate_datum(datum: Datum) -> str | None:
-    """Why CloudWatch would reject ``datum`` (timestamps aside), or ``None`` if it is fine.
-
-    Checked up front so one bad datum cannot get a whole 1000-entry request rejected.
-    """
-    if not 1 <= len(datum.name) <= 255:
-        return f"metric name must be 1..255 chars, got {len(datum.name)}"
-    if len(datum.dimensions) > 30:
-        return f"at most 30 dimensions, got {len(datum.dimensions)}"
-    for key, value in datum.dimensions:
-        if not 1 <= len(key) <= 255 or not 1 <= len(value) <= 1024:
-            return f"dimension {key!r}={value!r}: name must be 1..255 chars and value 1..1024"
-    if datum.unit not in STANDARD_UNITS:
-        return f"unit {datum.unit!r} is not a CloudWatch StandardUnit"
-    if len(datum.values) != len(datum.counts):
-        return f"values and counts differ in length ({len(datum.values)} vs {len(datum.counts)})"
-    if datum.values:
-        for v in datum.values:
-            if not (math.isfinite(v) and abs(v) <= MAX_ABS_VALUE):
-                return f"distribution value {v!r} is not a finite number within ±2^360"
-        for c in datum.counts:
-            if not (math.isfinite(c) and 0 <= c <= MAX_ABS_VALUE):
-                return f"distribution count {c!r} is not a finite number >= 0"
-    elif datum.value is not None and not (math.isfinite(datum.value) and abs(datum.value) <= MAX_ABS_VALUE):
-        return f"value {datum.value!r} is not a finite number within ±2^360"
-    return None
-
-
-def split_datum(datum: Datum, max_values: int = MAX_DISTRIBUTION_VALUES) -> list[Datum]:
-    """``datum`` as datums of at most ``max_values`` distinct values each (same name, dimensions, time).
-
-    CloudWatch aggregates datums with equal name, dimensions and timestamp, so the split is exact.
-    """
-    if len(datum.values) <= max_values:
-        return [datum]
-    return [replace(datum, values=v, counts=c) for v, c in split_distribution(datum.values, datum.counts, max_values)]
-
-
-def estimate_entry_bytes(entry: Mapping[str, Any]) -> int:
-    """An upper bound on the bytes ``entry`` adds to a PutMetricData body.
-
-    Its JSON size (botocore's separators) plus ``MAX_NUMBER_BYTES`` per number, so it holds
-    however the SDK renders doubles (botocore sends CloudWatch awsJson1.0 today;
-    rpcv2-CBOR is smaller still), plus the separator between entries.
-    """
-    numbers = len(entry.get("Values", ())) + len(entry.get("Counts", ())) + 1  # + Timestamp
-    if "Value" in entry:
-        numbers += 1
-    return len(json.dumps(entry)) + MAX_NUMBER_BYTES * numbers + 2
-
-
-def _pack(
-    sizes: Sequence[int], max_metrics: int, max_bytes: int
-) -> list[tuple[int, int]]:
-    """Greedy ``[start, end)`` index ranges whose entry count and byte sum stay within limits."""
-    budget = max_bytes - REQUEST_ENVELOPE_BYTES
-    ranges: list[tuple[int, int]] = []
-    start, used = 0, 0
-    for i, size in enumerate(sizes):
-        # An entry bigger than the whole budget still goes out, alone: CloudWatch
-        # then rejects just that one instead of the publisher looping forever.
-        if i > start and (i - start >= max_metrics or used + size > budget):
-            ranges.append((start, i))
-            start, used = i, 0
-        used += size
-    if start < len(sizes):
-        ranges.append((start, len(sizes)))
-    return ranges
-
-
-def batch_datums(
-    datums: Sequence[Datum], max_metrics: int = MAX_METRICS_PER_REQUEST, max_bytes: int = MAX_REQUEST_BYTES
-) -> list[list[Entry]]:
-    """PutMetricData ``MetricData`` lists, in input order, each within the request limits.
-
-    At most ``max_metrics`` entries and (by :func:`estimate_entry_bytes`, with
-    ``REQUEST_ENVELOPE_BYTES`` reserved) ``max_bytes`` per list; distributions with
-    more than 150 values become several entries. No validation: see :func:`validate_datum`.
-    """
-    if max_metrics < 1 or max_bytes <= REQUEST_ENVELOPE_BYTES:
-        raise ValueError(
-            f"need max_metrics >= 1 and max_bytes > {REQUEST_ENVELOPE_BYTES}, got {max_metrics} and {max_bytes}"
-        )
-    entries = [part.to_cloudwatch() for d in datums for part in split_datum(d)]
-    ranges = _pack([estimate_entry_bytes(e) for e in entries], max_metrics, max_bytes)
-    return [entries[a:b] for a, b in ranges]
-
-
-# -- errors -------------------------------------------------------------------------------
-
-_RETRY_CODES = frozenset(
-    {
-        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-        "RequestThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
-        "SlowDown", "PriorRequestNotComplete", "RequestTimeout", "RequestTimeoutException",
-        "InternalFailure", "InternalError", "InternalServiceError", "InternalServiceFault",
-        "ServiceUnavailable", "ServiceUnavailableException",
-    }
-)
-# Not about the data: dropping it would not help and waiting a few seconds neither.
-_HOLD_CODES = frozenset(
-    {
-        "AccessDenied", "AccessDeniedException", "AuthFailure", "ExpiredToken", "ExpiredTokenException",
-        "IncompleteSignature", "InvalidClientTokenId", "InvalidSignatureException",
-        "MissingAuthenticationToken", "OptInRequired", "RequestExpired", "RequestTimeTooSkewed",
-        "SignatureDoesNotMatch", "UnrecognizedClientException",
-    }
-)
-
-
-def classify_error(exc: BaseException) -> ErrorKind:
-    """What a failed PutMetricData means for the data it carried.
-
-    - ``"retry"``: transient (throttling, HTTP 429, 5xx, connection errors): back off and retry.
-    - ``"hold"``: not about the data and not quickly transient (credentials,
-      permissions, clock skew, unknown errors): stop this flush, keep the data.
-    - ``"reject"``: CloudWatch refused this request's data (e.g. ``InvalidParameterValue``,
-      other 4xx): retrying can never succeed, so the request is dropped and counted.
-    """
-    if isinstance(exc, botocore_exceptions.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _RETRY_CODES or status == 429 or status >= 500:
-            return "retry"
-        if code in _HOLD_CODES or status in (401, 403):
-            return "hold"
-        if 400 <= status < 500:
-            return "reject"
-        return "hold"
-    if isinstance(exc, (botocore_exceptions.HTTPClientError, botocore_exceptions.ConnectionError)):
-        return "retry"
-    if isinstance(exc, botocore_exceptions.ParamValidationError):
-        return "reject"  # client-side validation of this very request
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return "retry"
-    return "hold"
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for people: the error code and message."""
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-
-
-# -- results ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueResult:
-    """What :meth:`Publisher.enqueue` did with one batch (datums counted as MetricData entries)."""
-
-    accepted: int
-    dropped_too_old: int = 0
-    dropped_too_new: int = 0
-    dropped_invalid: int = 0
-    dropped_overflow: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    """What one :meth:`Publisher.flush` did.
-
-    ``complete`` means the buffer was empty when it returned; otherwise
-    ``error`` says why it stopped (gave up after retries, a held error, or the deadline).
-    """
-
-    sent_requests: int = 0
-    sent_datums: int = 0
-    retries: int = 0
-    failures: int = 0
-    rejected: int = 0
-    dropped_too_old: int = 0
-    remaining: int = 0
-    complete: bool = True
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherStats:
-    """Cumulative counters since construction (datums are MetricData entries).
-
-    ``failures`` counts PutMetricData calls that raised (every attempt);
-    ``retries`` counts re-attempts after a retryable failure; ``rejected`` counts
-    datums in requests CloudWatch refused for good (``rejected_requests`` the requests).
-    """
-
-    sent_requests: int
-    sent_datums: int
-    failures: int
-    retries: int
-    rejected: int
-    rejected_requests: int
-    dropped_too_old: int
-    dropped_too_new: int
-    dropped_invalid: int
-    dropped_overflow: int
-    buffered_datums: int
-    buffered_batches: int
-    last_success_ms: int | None
-    last_error: str | None
-    last_error_ms: int | None
-    rejections: tuple[tuple[tuple[str, ...], str], ...]
 
 
 @dataclass(slots=True)
@@ -337,7 +73,7 @@ class _Counters:
 class Publisher:
     """A bounded FIFO of datum batches, flushed to CloudWatch in order.
 
-    Thread model: :meth:`enqueue`, :meth:`pending`, :meth:`snapshot`, :meth:`stats`
+    Thread model: :meth:`enqueue`, :meth:`pending`, :meth:`stats`
     may be called from any thread and never wait on the network; flushes are
     serialised among themselves (one flusher at a time).
 
@@ -365,17 +101,17 @@ class Publisher:
         max_attempts: int = 6,
         base_delay_s: float = 0.2,
         max_delay_s: float = 20.0,
-        max_age_ms: int = CLOUDWATCH_MAX_AGE_MS,
-        max_future_ms: int = CLOUDWATCH_MAX_FUTURE_MS,
-        age_margin_ms: int = 15 * MINUTE_MS,
+        max_age_ms: int = rules.MAX_DATUM_AGE_MS,
+        max_future_ms: int = rules.MAX_DATUM_FUTURE_MS,
+        age_margin_ms: int = 15 * rules.MINUTE_MS,
         max_buffered_datums: int = 250_000,
-        max_metrics_per_request: int = MAX_METRICS_PER_REQUEST,
-        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_metrics_per_request: int = rules.MAX_DATUMS_PER_REQUEST,
+        max_request_bytes: int = rules.MAX_REQUEST_BYTES,
         max_rejections_kept: int = 100,
         on_sent: Callable[[list[str]], object] | None = None,
     ) -> None:
-        if not namespace or len(namespace) > 255:
-            raise ValueError(f"namespace must be 1..255 chars, got {namespace!r}")
+        if not namespace or len(namespace) > rules.MAX_NAME:
+            raise ValueError(f"namespace must be 1..{rules.MAX_NAME} chars, got {namespace!r}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         if base_delay_s < 0 or max_delay_s < 0:
@@ -434,7 +170,7 @@ class Publisher:
         too_old = too_new = invalid = 0
         first_problem: str | None = None
         for datum in datums:
-            problem = validate_datum(datum)
+            problem = rules.datum_problem(datum)
             if problem is not None:
                 parts = split_datum(datum)
                 invalid += len(parts)
@@ -545,49 +281,6 @@ class Publisher:
         """Datums not yet acknowledged by CloudWatch (buffered or being sent)."""
         with self._lock:
             return self._buffered
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """The unsent datums as plain data (JSON-able), oldest first, for a checkpoint.
-
-        Includes datums a flush is sending right now: if that send succeeds and the
-        process dies before the next checkpoint, they are sent again (the one
-        duplicated tick the spec allows).
-        """
-        with self._lock:
-            segments = [(b.batch_id, [d for d, _ in b.items]) for b in (*self._in_flight, *self._buffer)]
-        out: list[dict[str, Any]] = []
-        for batch_id, datums in segments:
-            plain = [datum_to_plain(d) for d in datums]
-            if out and out[-1]["batch_id"] == batch_id:
-                out[-1]["datums"].extend(plain)
-            else:
-                out.append({"batch_id": batch_id, "datums": plain})
-        return out
-
-    def restore(self, data: Iterable[Mapping[str, Any]]) -> EnqueueResult:
-        """Put :meth:`snapshot` output back, ahead of anything buffered since.
-
-        The same checks as :meth:`enqueue` apply (too-old datums are dropped and
-        counted), then the cap. Returns the totals over all restored batches.
-        Meant for start-up, before the first flush.
-        """
-        prepared = [
-            self._prepare(str(b["batch_id"]), [datum_from_plain(d) for d in b["datums"]]) for b in data
-        ]
-        totals = EnqueueResult(
-            accepted=sum(r.accepted for _, r, _ in prepared),
-            dropped_too_old=sum(r.dropped_too_old for _, r, _ in prepared),
-            dropped_too_new=sum(r.dropped_too_new for _, r, _ in prepared),
-            dropped_invalid=sum(r.dropped_invalid for _, r, _ in prepared),
-        )
-        with self._lock:
-            for _, result, problem in prepared:
-                self._count_prepared(result, problem)
-            restored = [batch for batch, _, _ in prepared if batch.items]
-            self._buffer.extendleft(reversed(restored))
-            self._buffered += sum(len(b.items) for b in restored)
-            overflow = self._enforce_cap()
-        return replace(totals, dropped_overflow=overflow)
 
     def stats(self) -> PublisherStats:
         """A consistent copy of the counters."""
@@ -800,7 +493,7 @@ class Publisher:
 
         A flush in progress stops retrying but finishes its current call or sleep
         (at most one request timeout or ``max_delay_s``). Buffered data stays:
-        call :meth:`flush` for a final drain, :meth:`snapshot` to checkpoint it.
+        call :meth:`flush` for a final drain.
         """
         self._stop.set()
         thread = self._thread
@@ -817,32 +510,3 @@ def _ids_text(batch_ids: Sequence[str]) -> str:
     if len(batch_ids) <= 3:
         return f"batch(es) {', '.join(batch_ids)}"
     return f"{len(batch_ids)} batches {batch_ids[0]} .. {batch_ids[-1]}"
-
-
-# -- plain data ---------------------------------------------------------------------------
-
-
-def datum_to_plain(datum: Datum) -> dict[str, Any]:
-    """A Datum as JSON-able data."""
-    return {
-        "name": datum.name,
-        "dimensions": [[k, v] for k, v in datum.dimensions],
-        "timestamp_ms": datum.timestamp_ms,
-        "unit": datum.unit,
-        "value": datum.value,
-        "values": list(datum.values),
-        "counts": list(datum.counts),
-    }
-
-
-def datum_from_plain(data: Mapping[str, Any]) -> Datum:
-    """Inverse of :func:`datum_to_plain`."""
-    return Datum(
-        name=str(data["name"]),
-        dimensions=tuple((str(k), str(v)) for k, v in data["dimensions"]),
-        timestamp_ms=int(data["timestamp_ms"]),
-        unit=str(data.get("unit", "Count")),
-        value=None if data.get("value") is None else float(data["value"]),
-        values=tuple(float(v) for v in data.get("values", ())),
-        counts=tuple(float(c) for c in data.get("counts", ())),
-    )

@@ -27,7 +27,7 @@ _DELETE_BATCH = 100  # DeleteAlarms takes at most 100 names per call
 class AlarmClient(Protocol):
     """The part of a boto3 CloudWatch client that sync uses (keyword arguments as in boto3)."""
 
-    def describe_alarms(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
 
     def put_metric_alarm(self, **kwargs: Any) -> Any: ...
 
@@ -170,17 +170,14 @@ class _Existing:
 
 
 def _describe_all(client: AlarmClient, prefix: str) -> Iterator[tuple[Mapping[str, Any], bool]]:
-    kwargs: dict[str, Any] = {"AlarmNamePrefix": prefix, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
-    while True:
-        page = client.describe_alarms(**kwargs)
+    pages = client.get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+    )
+    for page in pages:
         for alarm in page.get("MetricAlarms", ()):
             yield alarm, False
         for alarm in page.get("CompositeAlarms", ()):
             yield alarm, True
-        token = page.get("NextToken")
-        if not token:
-            return
-        kwargs["NextToken"] = token
 
 
 def _existing(client: AlarmClient) -> dict[str, _Existing]:

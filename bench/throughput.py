@@ -16,11 +16,12 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipelines.processor import PartitionPipeline
-from service.daemon import Daemon, make_consumer, pipeline_config
+from service.consumer import group_consumer, rebalance_listener
+from service.daemon import Daemon, pipeline_config
 from service.devstack import start_kafka
+from service.devstack.traffic import TrafficSpec, generate
 from service.settings import load_settings
 from service.topics import ensure_topics
-from service.traffic import TrafficSpec, generate
 
 
 class NullPublisher:
@@ -62,11 +63,11 @@ def bare(bootstrap: str, topics: list[str], total: int) -> float:
 
 
 def rollguard(settings: Any, total: int) -> float:
-    daemon = Daemon(settings, consumer=make_consumer(settings), dead_letters=NullDeadLetters(),  # type: ignore[arg-type]
+    daemon = Daemon(settings, consumer=group_consumer(settings), dead_letters=NullDeadLetters(),  # type: ignore[arg-type]
                     publisher=NullPublisher(), store=MemoryStore())
     seen, started = 0, 0.0
     daemon.consumer.subscribe([settings.captures_topic, settings.labels_topic],
-                              listener=__import__("service.daemon", fromlist=["_listener"])._listener(daemon))
+                              listener=rebalance_listener(daemon))
     while seen < total:
         batch = daemon.consumer.poll(timeout_ms=500, max_records=2000)
         if batch and not started:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines import cloudwatch_rules, metrics
 from pipelines.datum import Datum, Dimensions
-from pipelines.latency import quantise
+from pipelines.latency import MAX_DISTRIBUTION_VALUES, quantise
 from pipelines.series import Series, dimension_sets
 
-CLOUDWATCH_MAX_AGE_MS = 14 * 86_400_000
+CLOUDWATCH_MAX_AGE_MS = cloudwatch_rules.MAX_DATUM_AGE_MS
 # stay clear of the 2-week edge: a datum may wait in the publisher's buffer for a while
 AGE_MARGIN_MS = 3_600_000
-# metrics that only feed the sliding-window gauges, never published as counts
-WINDOW_ONLY = frozenset({"Predictions", "PositivePredictions"})
 
 
 class Aggregator:
@@ -22,18 +21,25 @@ class Aggregator:
         self.tick_ms = tick_ms
         self._counts: dict[tuple[int, Series, str], int] = {}
         self._latency: dict[tuple[int, Series], dict[float, int]] = {}
+        self._coarse: set[tuple[int, Series]] = set()  # latency keys already on the grid
 
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
         key = (ts_ms - ts_ms % self.tick_ms, series, name)
         self._counts[key] = self._counts.get(key, 0) + delta
 
     def latency(self, series: Series, ts_ms: int, ms: float) -> None:
+        """Exact values while they fit one datum (150 distinct), then the 1 % grid."""
         key = (ts_ms - ts_ms % self.tick_ms, series)
         hist = self._latency.get(key)
         if hist is None:
             hist = self._latency[key] = {}
-        q = quantise(ms)
-        hist[q] = hist.get(q, 0) + 1
+        if key in self._coarse:
+            ms = quantise(ms)
+        elif ms not in hist and len(hist) >= MAX_DISTRIBUTION_VALUES:
+            hist = self._latency[key] = _quantised(hist)
+            self._coarse.add(key)
+            ms = quantise(ms)
+        hist[ms] = hist.get(ms, 0) + 1
 
     def __len__(self) -> int:
         return len(self._counts) + len(self._latency)
@@ -49,7 +55,7 @@ class Aggregator:
         oldest += self.tick_ms
         sums: dict[tuple[str, Dimensions, int], int] = {}
         for (tick, series, name), value in self._counts.items():
-            if name in WINDOW_ONLY:
+            if name in metrics.WINDOW_ONLY:
                 continue
             ts = max(tick, oldest)
             for dims in dimension_sets(series):
@@ -64,11 +70,14 @@ class Aggregator:
                     merged[v] = merged.get(v, 0) + c
         self._counts = {}
         self._latency = {}
-        out = [Datum(name, dims, ts, "Count", float(v)) for (name, dims, ts), v in sums.items()]
+        self._coarse = set()
+        out = [Datum(name, dims, ts, metrics.COUNT_UNIT, float(v)) for (name, dims, ts), v in sums.items()]
         for (dims, ts), merged in hists.items():
+            if len(merged) > MAX_DISTRIBUTION_VALUES:
+                merged = _quantised(merged)
             items = sorted(merged.items())
             out.append(
-                Datum("Latency", dims, ts, "Milliseconds", values=tuple(v for v, _ in items), counts=tuple(float(c) for _, c in items))
+                Datum(metrics.LATENCY, dims, ts, metrics.LATENCY_UNIT, values=tuple(v for v, _ in items), counts=tuple(float(c) for _, c in items))
             )
         return out
 
@@ -81,3 +90,12 @@ class Aggregator:
         agg._counts = dict(data["counts"])
         agg._latency = {k: dict(v) for k, v in data["latency"].items()}
         return agg
+
+
+def _quantised(hist: dict[float, int]) -> dict[float, int]:
+    """The same observations on the 1 % grid (a no-op for values already on it)."""
+    out: dict[float, int] = {}
+    for value, count in hist.items():
+        q = quantise(value)
+        out[q] = out.get(q, 0) + count
+    return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
+from pipelines import metrics as m
 from pipelines.records import Capture, Label
 from pipelines.series import Series, SeriesRegistry, endpoint_series
 
@@ -41,7 +42,6 @@ _LABEL_CLEAR = ~((0b11 << _LABEL_SHIFT) | (((1 << 44) - 1) << _LTS_SHIFT))
 _PL_ARRIVAL_SHIFT = 2
 _PL_TS_SHIFT = 36
 
-OUTCOMES = {(1, 1): "TruePositives", (1, 0): "FalsePositives", (0, 1): "FalseNegatives", (0, 0): "TrueNegatives"}
 MAX_SERIES = _SID_MASK + 1
 
 Entry = int | tuple[int, ...]
@@ -216,8 +216,8 @@ class JoinState:
 
     # -- internals --------------------------------------------------------------------------
     def _outcome(self, series: Series, pred: int, label: int, ts_ms: int, delta: int, sink: Sink) -> None:
-        sink.count(series, ts_ms, OUTCOMES[(pred, label)], delta)
-        sink.count(series, ts_ms, "Labeled", delta)
+        sink.count(series, ts_ms, m.OUTCOMES[(pred, label)], delta)
+        sink.count(series, ts_ms, m.LABELED, delta)
 
     def _compare_shadow(self, elem: int, ts_ms: int, others: tuple[int, ...], sink: Sink) -> None:
         """Shadow vs production on the same id: counted on the shadow's series, at its time."""
@@ -236,8 +236,8 @@ class JoinState:
 
     def _agree(self, shadow_elem: int, ts_ms: int, agree: bool, sink: Sink) -> None:
         series = self.registry[(shadow_elem >> _SID_SHIFT) & _SID_MASK]
-        sink.count(series, ts_ms, "ShadowComparisons", 1)
-        sink.count(series, ts_ms, "ShadowAgreements", 1 if agree else 0)
+        sink.count(series, ts_ms, m.SHADOW_COMPARISONS, 1)
+        sink.count(series, ts_ms, m.SHADOW_AGREEMENTS, 1 if agree else 0)
 
     def _relabel(self, elems: tuple[int, ...], label: Label, sink: Sink) -> Entry:
         current = _label_of(elems[0])
@@ -303,7 +303,7 @@ class JoinState:
             gone.append(inference_id)
             for e in elems:
                 if _label_of(e) is None:
-                    sink.count(self.registry[(e >> _SID_SHIFT) & _SID_MASK], now_ms, "Evicted" if evicting else "Expired", 1)
+                    sink.count(self.registry[(e >> _SID_SHIFT) & _SID_MASK], now_ms, m.EVICTED if evicting else m.EXPIRED, 1)
                     if evicting:
                         self.stats.evicted_captures += 1
                     else:
@@ -324,7 +324,7 @@ class JoinState:
         for inference_id in gone:
             del pending[inference_id]
         if gone:
-            sink.count(endpoint_series(endpoint), now_ms, "OrphanLabels", len(gone))
+            sink.count(endpoint_series(endpoint), now_ms, m.ORPHAN_LABELS, len(gone))
             if evicting:
                 self.stats.evicted_labels += len(gone)
             else:

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pipelines.records import BadRecord, Capture, Label, Source
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+MAX_NAME_CHARS = 255
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
 Scalar = str | int | float | bool
 
 #: Latencies above a day are not latencies; below a microsecond they count as 0. Both bounds
@@ -43,6 +44,7 @@ FUTURE_TIMESTAMP = "future_timestamp"
 INVALID_LABEL = "invalid_label"
 MISSING_PREDICTION = "missing_prediction"
 UNSUPPORTED_OUTPUT = "unsupported_output"
+INVALID_DIMENSION = "invalid_dimension"  # a name CloudWatch would refuse as a dimension value
 UNPARSEABLE = "unparseable"  # anything else a record manages to trip (deep nesting, huge integers)
 
 
@@ -280,6 +282,15 @@ def _predict(prediction: int | None, score: float | None, threshold: float) -> i
     return None if score is None else int(score >= threshold)
 
 
+def _dimension(value: str, field: str) -> str:
+    """Endpoint, variant and model version become CloudWatch dimension values, which must be
+    printable ASCII and not blank; one refused value would cost a whole PutMetricData request."""
+    if not value.strip() or not value.isascii() or not value.isprintable() or len(value) > MAX_NAME_CHARS:
+        raise _Bad(INVALID_DIMENSION, f"{field} {value[:40]!r} must be 1..{MAX_NAME_CHARS} characters of printable "
+                                      "ASCII, not blank (it becomes a CloudWatch dimension value)")
+    return value
+
+
 def _latency(ms: float | None) -> float | None:
     return 0.0 if ms is not None and ms < MIN_LATENCY_MS else ms
 
@@ -297,8 +308,9 @@ def _capture_rollguard(obj: dict[str, Any], now_ms: int, limits: ParseLimits, th
         raise _Bad(MISSING_PREDICTION, "capture needs prediction or score unless it is an error")
     attrs = tuple(sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (m.attributes or {}).items()))
     return Capture(
-        inference_id=m.inference_id, endpoint=m.endpoint, variant=m.variant, timestamp_ms=ts,
-        model_version=m.model_version, shadow=m.shadow, latency_ms=_latency(m.latency_ms), is_error=is_error,
+        inference_id=m.inference_id, endpoint=_dimension(m.endpoint, "endpoint"), variant=_dimension(m.variant, "variant"),
+        timestamp_ms=ts, model_version=None if m.model_version is None else _dimension(m.model_version, "model_version"),
+        shadow=m.shadow, latency_ms=_latency(m.latency_ms), is_error=is_error,
         prediction=prediction, attributes=attrs,
     )
 
@@ -324,9 +336,10 @@ def _capture_datacapture(
     prediction, score = _output(m.captureData.endpointOutput, "captureData.endpointOutput")
     model_version = headers.get("model_version")
     return Capture(
-        inference_id=inference_id, endpoint=endpoint, variant=variant,
+        inference_id=inference_id, endpoint=_dimension(endpoint, "Kafka header 'endpoint'"),
+        variant=_dimension(variant, "Kafka header 'variant'"),
         timestamp_ms=_check_time(ts, now_ms, limits, "eventMetadata.inferenceTime"),
-        model_version=model_version.decode("utf-8", "replace") if model_version else None,
+        model_version=_dimension(model_version.decode("utf-8", "replace"), "Kafka header 'model_version'") if model_version else None,
         shadow=headers.get("shadow", b"").lower() in (b"1", b"true"),
         prediction=_predict(prediction, score, threshold(endpoint)),
     )
@@ -393,7 +406,8 @@ def parse_label(
             raise _Bad(MISSING_FIELD, "missing required field 'timestamp'")
         return Label(
             inference_id=m.inference_id, label=_binary(m.label, "label", INVALID_LABEL),
-            timestamp_ms=_check_time(ts, now_ms, limits), endpoint=m.endpoint, source=m.source,
+            timestamp_ms=_check_time(ts, now_ms, limits),
+            endpoint=None if m.endpoint is None else _dimension(m.endpoint, "endpoint"), source=m.source,
         )
     except _Bad as bad:
         return BadRecord(bad.reason, bad.detail, raw, source)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipelines import metrics as m
 from pipelines.aggregate import Aggregator
 from pipelines.datum import Datum
 from pipelines.join import JoinPolicy, JoinState
@@ -17,6 +18,7 @@ from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.records import BadRecord, Capture, Label, Source
 from pipelines.datum import Dimensions
 from pipelines.series import NameCap, SegmentCap, Series, dimension_sets
+from pipelines.window import SlidingWindow
 
 SNAPSHOT_VERSION = 1
 #: the reason code of a record that parsed but tripped a later stage (a bug, never a crash)
@@ -131,12 +133,12 @@ class PartitionPipeline:
         if not self.join.add_capture(cap, series, now_ms, self):
             return  # a duplicate: counted by the join, not counted again here
         ts = cap.timestamp_ms
-        self.count(series, ts, "Invocations")
+        self.count(series, ts, m.INVOCATIONS)
         if cap.is_error:
-            self.count(series, ts, "Errors")
+            self.count(series, ts, m.ERRORS)
         if cap.prediction is not None:
-            self.count(series, ts, "Predictions")
-            self.count(series, ts, "PositivePredictions", cap.prediction)
+            self.count(series, ts, m.PREDICTIONS)
+            self.count(series, ts, m.POSITIVE_PREDICTIONS, cap.prediction)
         if cap.latency_ms is not None:
             self.aggregator.latency(series, ts, cap.latency_ms)
             if self.window is not None:
@@ -157,6 +159,8 @@ class PartitionPipeline:
             "aggregator": self.aggregator.snapshot(),
             "segments": self.segments.snapshot(),
             "bad_records": dict(self.bad_records),
+            # the partition's share of the gauges, so a restart does not blank them for a window
+            "window": self.window.snapshot() if isinstance(self.window, SlidingWindow) else None,
         }
 
     @classmethod
@@ -173,6 +177,8 @@ class PartitionPipeline:
             join=JoinState.restore(data["join"], config.join),
             aggregator=Aggregator.restore(config.tick_ms, data["aggregator"]), names=names,
         )
+        if isinstance(window, SlidingWindow) and data.get("window") is not None:
+            window.load(data["window"])
         p.offsets = dict(data["offsets"])
         p.bad_records = Counter(data["bad_records"])
         return p

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines import metrics
 from pipelines.datum import Dimensions
 
 OTHER = "__other__"
@@ -26,13 +27,32 @@ def dimension_sets(series: Series) -> list[Dimensions]:
     one copy of each per segment attribute.
     """
     endpoint, variant, model_version, segments = series
-    base: Dimensions = (("EndpointName", endpoint),)
+    base: Dimensions = ((metrics.ENDPOINT_NAME, endpoint),)
     if variant is not None:
-        base += (("VariantName", variant),)
+        base += ((metrics.VARIANT_NAME, variant),)
     bases = [base]
     if model_version is not None:
-        bases.append(base + (("ModelVersion", model_version),))
+        bases.append(base + ((metrics.MODEL_VERSION, model_version),))
     return bases + [b + (segment,) for segment in segments for b in bases]
+
+
+BLANK = "__blank__"
+MAX_SEGMENT_VALUE_CHARS = 255
+_KEEP = frozenset(chr(c) for c in range(0x20, 0x7f)) - {"%"}
+
+
+def dimension_value(value: str) -> str:
+    """A segment value as a CloudWatch dimension value (printable ASCII, not blank), losslessly:
+    any other character, and `%` itself, is percent-encoded as UTF-8 (`café` -> `caf%C3%A9`).
+    A blank value is `__blank__`; one over 255 characters after encoding is `__other__`."""
+    if all(ch in _KEEP for ch in value):
+        encoded = value
+    else:
+        encoded = "".join(ch if ch in _KEEP else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                          for ch in value)
+    if not encoded.strip():
+        return BLANK
+    return encoded if len(encoded) <= MAX_SEGMENT_VALUE_CHARS else OTHER
 
 
 class SegmentCap:
@@ -49,11 +69,12 @@ class SegmentCap:
         if not self.attributes:
             return ()
         out = []
-        for name, value in attributes:
+        for name, raw in attributes:
             admitted = self._admitted.get(name)
             if admitted is None:
                 continue
-            if value not in admitted:
+            value = dimension_value(raw)
+            if value != OTHER and value not in admitted:
                 if len(admitted) >= self.cap:
                     self.overflowed += 1
                     value = OTHER

@@ -24,22 +24,11 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines import metrics
 from pipelines.datum import Datum
 from pipelines.latency import Histogram
 from pipelines.stats import ratio, wilson_lower_bound
 
-#: Counter names the gauges read; any other name is accepted and summed too.
-INVOCATIONS = "Invocations"
-ERRORS = "Errors"
-PREDICTIONS = "Predictions"
-POSITIVE_PREDICTIONS = "PositivePredictions"
-TRUE_POSITIVES = "TruePositives"
-FALSE_POSITIVES = "FalsePositives"
-FALSE_NEGATIVES = "FalseNegatives"
-TRUE_NEGATIVES = "TrueNegatives"
-LABELED = "Labeled"
-SHADOW_AGREEMENTS = "ShadowAgreements"
-SHADOW_COMPARISONS = "ShadowComparisons"
 #: Key of the latency sample size in :meth:`SlidingWindow.samples`.
 LATENCY_SAMPLES = "LatencySamples"
 
@@ -148,61 +137,57 @@ class SlidingWindow:
     def gauges(self, series: Hashable, now_ms: int) -> dict[str, float]:
         """Gauges over the window at ``now_ms``; a gauge whose sample is below ``min_samples`` is absent.
 
-        Each gauge and its sample (the count it is a statistic of):
-
-        ======================  ==========================================  =====================
-        gauge                   value                                       sample
-        ======================  ==========================================  =====================
-        Precision               tp / (tp + fp)                              tp + fp
-        PrecisionLowerBound     Wilson 95 % lower bound of the above        tp + fp
-        Recall                  tp / (tp + fn)                              tp + fn
-        RecallLowerBound        Wilson 95 % lower bound of the above        tp + fn
-        F1                      2tp / (2tp + fp + fn)                       tp + fp + fn
-        ErrorRate               errors / invocations                        invocations
-        PositiveRate            positive predictions / predictions          predictions
-        LabelCoverage           min(1, labeled / predictions)               predictions
-        ShadowAgreement         agreements / comparisons                    comparisons
-        LatencyP50/P90/P99      percentile of the merged histogram          latency observations
-        ======================  ==========================================  =====================
-
-        F1's sample is the number of outcomes it depends on (tp + fp + fn), not its
-        denominator, which counts each true positive twice. LabelCoverage is capped
-        because labels are bucketed by label time and predictions by inference
-        time, so the raw ratio can exceed 1 in a window. A gauge with a zero
-        sample is absent even when ``min_samples == 0``.
+        Every rate of :data:`pipelines.metrics.RATES` becomes its gauge (value numerator /
+        denominator, sample as defined there), then the Wilson 95 % lower bounds, then the
+        latency percentiles of the merged histogram (sample: latency observations). A capped
+        rate (label coverage: labels are bucketed by label time, captures by inference time,
+        so the raw ratio can exceed 1 in a window) is capped. A gauge with a zero sample is
+        absent even when ``min_samples == 0``.
         """
         s = self.samples(series, now_ms)
-        tp = s.get(TRUE_POSITIVES, 0.0)
-        fp = s.get(FALSE_POSITIVES, 0.0)
-        fn = s.get(FALSE_NEGATIVES, 0.0)
-        predictions = s.get(PREDICTIONS, 0.0)
+        sums = {cid: s.get(name, 0.0) for cid, name in metrics.WINDOW_COUNTER_IDS.items()}
         out: dict[str, float] = {}
 
-        def put(name: str, value: float | None, sample: float) -> None:
-            if value is not None and sample > 0 and sample >= self.min_samples:
+        def put(name: str, value: float | None, n: float) -> None:
+            if value is not None and n > 0 and n >= self.min_samples:
                 out[name] = value
 
-        put("Precision", ratio(tp, tp + fp), tp + fp)
-        put("Recall", ratio(tp, tp + fn), tp + fn)
-        put("F1", ratio(2 * tp, 2 * tp + fp + fn), tp + fp + fn)
-        put("ErrorRate", ratio(s.get(ERRORS, 0.0), s.get(INVOCATIONS, 0.0)), s.get(INVOCATIONS, 0.0))
-        put("PositiveRate", ratio(s.get(POSITIVE_PREDICTIONS, 0.0), predictions), predictions)
-        coverage = ratio(s.get(LABELED, 0.0), predictions)
-        put("LabelCoverage", None if coverage is None else min(1.0, coverage), predictions)
-        put("ShadowAgreement", ratio(s.get(SHADOW_AGREEMENTS, 0.0), s.get(SHADOW_COMPARISONS, 0.0)),
-            s.get(SHADOW_COMPARISONS, 0.0))
-        put("PrecisionLowerBound", _wilson(tp, tp + fp), tp + fp)
-        put("RecallLowerBound", _wilson(tp, tp + fn), tp + fn)
+        for rate in metrics.RATES.values():
+            value = ratio(metrics.numerator(rate, sums), metrics.denominator(rate, sums))
+            if value is not None and rate.cap is not None:
+                value = min(rate.cap, value)
+            put(rate.gauge, value, metrics.sample(rate, sums))
+        for rate in metrics.RATES.values():
+            if rate.lower_bound:
+                n = metrics.sample(rate, sums)
+                put(rate.lower_bound, _wilson(metrics.numerator(rate, sums), n), n)
         n_latency = s[LATENCY_SAMPLES]
         if n_latency > 0 and n_latency >= self.min_samples:
             hist = self.histogram(series, now_ms)
-            for name, q in (("LatencyP50", 50.0), ("LatencyP90", 90.0), ("LatencyP99", 99.0)):
+            for name, q in metrics.LATENCY_GAUGES.items():
                 put(name, hist.percentile(q), n_latency)
         return out
 
     def series(self) -> list[Hashable]:
         """Series keys that hold at least one bucket, in first-seen order."""
         return list(self._series)
+
+    @classmethod
+    def merged(cls, windows: Iterable[SlidingWindow], window_ms: int, bucket_ms: int, min_samples: float) -> SlidingWindow:
+        """A new window holding the sums of `windows` (say, one per partition): what one window
+        fed by all of them would hold."""
+        out = cls(window_ms, bucket_ms, min_samples)
+        for window in windows:
+            for key, buckets in window._series.items():
+                into = out._series.setdefault(key, {})
+                for start, bucket in buckets.items():
+                    target = into.get(start)
+                    if target is None:
+                        target = into[start] = _Bucket({}, Histogram())
+                    for name, value in bucket.counters.items():
+                        target.counters[name] = target.counters.get(name, 0.0) + value
+                    target.latency.merge(bucket.latency)
+        return out
 
     # -- state -------------------------------------------------------------------
 
@@ -218,6 +203,16 @@ class SlidingWindow:
                 for key, buckets in self._series.items()
             ],
         }
+
+    def load(self, data: dict[str, Any]) -> bool:
+        """Add the buckets of a :meth:`snapshot` to this window; False (nothing loaded) when it
+        was taken with another bucket size, so its buckets would not line up."""
+        if int(data["bucket_ms"]) != self.bucket_ms:
+            return False
+        other = SlidingWindow.restore(data)
+        for key, buckets in other._series.items():
+            self._series.setdefault(key, {}).update(buckets)
+        return True
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> SlidingWindow:
@@ -257,6 +252,6 @@ def gauge_datums(window: SlidingWindow, now_ms: int, tick_ms: int) -> list[Datum
     out: list[Datum] = []
     for dims in window.series():
         for name, value in window.gauges(dims, now_ms).items():
-            unit = "Milliseconds" if name.startswith("Latency") else "None"
+            unit = metrics.LATENCY_UNIT if name in metrics.LATENCY_GAUGES else metrics.GAUGE_UNIT
             out.append(Datum(name, dims, ts, unit, value))  # type: ignore[arg-type]
     return out

@@ -46,7 +46,8 @@ _ENVELOPE_KEYS = frozenset({"format", "version", "compression", "length", "sha25
 _COMPRESSIONS = ("zlib", "none")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_PIPELINE_KEYS = frozenset({"version", "partition", "offsets", "join", "aggregator", "segments", "bad_records"})
+_PIPELINE_KEYS = frozenset({"version", "partition", "offsets", "join", "aggregator", "segments", "bad_records", "window"})
+WINDOW_SNAPSHOT_VERSION = 1  # what pipelines.window.SlidingWindow.snapshot() writes
 _JOIN_KEYS = frozenset({"version", "series", "captures", "labels", "stats"})
 _STAT_NAMES = frozenset(f.name for f in dataclasses.fields(JoinStats))
 _DATUM_KEYS = frozenset(f.name for f in dataclasses.fields(Datum))
@@ -120,10 +121,22 @@ def _body(state: Mapping[str, Any]) -> dict[str, Any]:
             },
             "segments": p["segments"],
             "bad_records": p["bad_records"],
+            "window": _window_out(p["window"]),
         },
         "unsent": [{"batch_id": batch_id, "datums": [_datum(d) for d in datums]}
                    for batch_id, datums in state["unsent"].items()],
     }
+
+
+def _window_out(w: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    _keys(w, frozenset({"version", "window_ms", "bucket_ms", "min_samples", "series"}), "the window snapshot")
+    if w["version"] != WINDOW_SNAPSHOT_VERSION:
+        raise ValueError(f"cannot encode window snapshot version {w['version']!r} (format {VERSION} holds {WINDOW_SNAPSHOT_VERSION})")
+    return {"window_ms": w["window_ms"], "bucket_ms": w["bucket_ms"], "min_samples": w["min_samples"],
+            "series": [[key, [[start, counters, list(hist)] for start, counters, hist in buckets]]
+                       for key, buckets in w["series"]]}
 
 
 def _datum(d: Datum) -> dict[str, Any]:
@@ -369,7 +382,44 @@ def _pipeline(value: Any) -> dict[str, Any]:
         "aggregator": _aggregator(p["aggregator"]),
         "segments": segments,
         "bad_records": _int_map(p["bad_records"], "pipeline.bad_records"),
+        "window": None if p["window"] is None else _window(p["window"]),
     }
+
+
+def _window(value: Any) -> dict[str, Any]:
+    w = _obj(value, "pipeline.window", frozenset({"window_ms", "bucket_ms", "min_samples", "series"}))
+    bucket_ms = _int(w["bucket_ms"], "pipeline.window.bucket_ms", 1)
+    window_ms = _int(w["window_ms"], "pipeline.window.window_ms", 1)
+    if window_ms % bucket_ms:
+        raise _bad("pipeline.window.window_ms", f"a multiple of bucket_ms {bucket_ms}", window_ms)
+    series: list[Any] = []
+    seen: set[Any] = set()
+    for i, item in enumerate(_list(w["series"], "pipeline.window.series")):
+        path = f"pipeline.window.series[{i}]"
+        if not (isinstance(item, list) and len(item) == 2):
+            raise _bad(path, "[dimensions, buckets]", item)
+        dims = _str_pairs(item[0], f"{path}[0]")
+        if dims in seen:
+            raise _Refused(f"invalid ({path}: a dimension set appears twice)")
+        seen.add(dims)
+        buckets = []
+        for k, b in enumerate(_list(item[1], f"{path}[1]")):
+            bpath = f"{path}[1][{k}]"
+            if not (isinstance(b, list) and len(b) == 3 and isinstance(b[1], dict)):
+                raise _bad(bpath, "[start_ms, {counter: value}, [[latency_ms, count], ...]]", b)
+            counters = {_str(name, f"{bpath}[1] key"): _float(v, _member(f"{bpath}[1]", str(name))) for name, v in b[1].items()}
+            hist = []
+            for j, pair in enumerate(_list(b[2], f"{bpath}[2]")):
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    raise _bad(f"{bpath}[2][{j}]", "a [latency_ms, count] pair", pair)
+                ms, n = _float(pair[0], f"{bpath}[2][{j}][0]"), _float(pair[1], f"{bpath}[2][{j}][1]")
+                if ms < 0 or n < 0:
+                    raise _bad(f"{bpath}[2][{j}]", "a latency >= 0 and a count >= 0", pair)
+                hist.append((ms, n))
+            buckets.append((_int(b[0], f"{bpath}[0]"), counters, hist))
+        series.append((dims, buckets))
+    return {"version": WINDOW_SNAPSHOT_VERSION, "window_ms": window_ms, "bucket_ms": bucket_ms,
+            "min_samples": _float(w["min_samples"], "pipeline.window.min_samples"), "series": series}
 
 
 def _join(value: Any) -> dict[str, Any]:

@@ -4,19 +4,19 @@ from __future__ import annotations
 import importlib
 import sys
 
-# subcommand -> (module:function taking argv and returning an exit code, one-line help)
+# subcommand -> (module under service.commands whose main(argv) returns an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("service.daemon:main", "run the daemon: consume captures and labels, publish metrics"),
-    "demo": ("service.demo:main", "start the local stack, a traffic generator and the daemon"),
-    "traffic": ("service.traffic:main", "produce synthetic captures and labels to the configured topics"),
-    "devstack": ("service.devstack:main", "start/stop the local Kafka broker and moto server"),
-    "import-s3": ("service.s3_import:main", "produce SageMaker Data Capture files from S3 to the captures topic"),
-    "status": ("service.status:main", "live view from the running daemon"),
-    "query": ("service.query:main", "metric history from CloudWatch, rates computed from the sums"),
-    "dashboard": ("alarms.dashboard:main", "write or put a CloudWatch dashboard for an endpoint"),
-    "alarms": ("service.alarm_commands:alarms", "alarms plan|apply|simulate"),
-    "guardrail": ("service.alarm_commands:guardrail", "print or send the UpdateEndpoint DeploymentConfig"),
-    "backtest": ("service.backtest:main", "replay stored messages and evaluate an alarm spec"),
+    "run": ("run", "run the daemon: consume captures and labels, publish metrics"),
+    "demo": ("demo", "start the local stack, a traffic generator and the daemon"),
+    "traffic": ("traffic", "produce synthetic captures and labels to the configured topics"),
+    "devstack": ("devstack", "start/stop the local Kafka broker and moto server"),
+    "import-s3": ("import_s3", "produce SageMaker Data Capture files from S3 to the captures topic"),
+    "status": ("status", "live view from the running daemon"),
+    "query": ("query", "metric history from CloudWatch, rates computed from the sums"),
+    "dashboard": ("dashboard", "write or put a CloudWatch dashboard for an endpoint"),
+    "alarms": ("alarms", "alarms plan|apply|simulate"),
+    "guardrail": ("guardrail", "print or send the UpdateEndpoint DeploymentConfig"),
+    "backtest": ("backtest", "replay stored messages and evaluate an alarm spec"),
 }
 
 
@@ -35,10 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rollguard: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    target, _ = COMMANDS[name]
-    module_name, func_name = target.split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+    module, _ = COMMANDS[name]
+    command = importlib.import_module(f"service.commands.{module}")
+    return int(command.main(rest) or 0)
 
 
 if __name__ == "__main__":

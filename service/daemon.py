@@ -1,4 +1,4 @@
-"""`rollguard run`: the consume -> join -> publish loop.
+"""The daemon's consume -> join -> publish loop (`rollguard run`; wired in service/wiring.py).
 
 One thread owns all pipeline state: it polls Kafka, feeds records to the partition pipelines
 and, when the scheduler flags a tick, expires, drains, checkpoints and hands datums to the
@@ -9,19 +9,16 @@ checkpoint still lists as unsent, never lose any.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import math
-import signal
-import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from pipelines.datum import Datum, Dimensions
+from pipelines.datum import Datum
 from pipelines.join import JoinPolicy
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
@@ -30,6 +27,8 @@ from pipelines.series import NameCap, SegmentCap
 from pipelines.window import SlidingWindow, gauge_datums
 from service import checkpoint
 from service.clock import SystemClock
+from service.consumer import corrupt_position, rebalance_listener
+from service.daemon_status import pipeline_totals, window_series
 from service.dead_letter import DeadLetters
 from service.settings import Settings
 
@@ -123,7 +122,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.segments = SegmentCap(settings.segment_attributes, settings.segment_cardinality_cap)
         self.names = NameCap(settings.endpoints, settings.max_endpoints, settings.max_variants, settings.max_model_versions)
-        self.window = SlidingWindow(int(settings.window_seconds * 1000), self.config.tick_ms, settings.min_samples)
+        self._window_ms = int(settings.window_seconds * 1000)
         self.slots: dict[int, Slot] = {}
         # revoked in a rebalance, kept until the new assignment says whether they stay here
         self.parked: dict[int, Slot] = {}
@@ -136,6 +135,7 @@ class Daemon:
         self._ledger_lock = threading.Lock()
         self.hold: str | None = None  # why state cannot be saved right now (then nothing is committed)
         self.consumer_stall: str | None = None  # why the broker seems unreachable
+        self._assigned_ms = 0
         self._status: dict[str, Any] | None = None  # taken at tick time, served to readers
 
     # -- partition ownership ----------------------------------------------------------------
@@ -144,7 +144,16 @@ class Daemon:
         return f"{s.group_id}.{s.captures_topic}.{s.labels_topic}.p{partition}.ckpt"
 
     def _new_pipeline(self, partition: int) -> PartitionPipeline:
-        return PartitionPipeline(partition, self.config, self.segments, self.window, names=self.names)
+        return PartitionPipeline(partition, self.config, self.segments, self._new_window(), names=self.names)
+
+    def _new_window(self) -> SlidingWindow:
+        """Each partition keeps its own share of the gauges, checkpointed with it and moving with it."""
+        return SlidingWindow(self._window_ms, self.config.tick_ms, self.settings.min_samples)
+
+    def window(self) -> SlidingWindow:
+        """The gauges' window over every partition this instance owns."""
+        windows = [slot.pipeline.window for slot in self.slots.values() if isinstance(slot.pipeline.window, SlidingWindow)]
+        return SlidingWindow.merged(windows, self._window_ms, self.config.tick_ms, self.settings.min_samples)
 
     def load_partition(self, partition: int) -> Slot:
         name = self._checkpoint_name(partition)
@@ -152,7 +161,8 @@ class Daemon:
         if data is None:
             return Slot(self._new_pipeline(partition))
         state = checkpoint.decode(data, name)
-        pipeline = PartitionPipeline.restore(state["pipeline"], self.config, self.segments, self.window, names=self.names)
+        pipeline = PartitionPipeline.restore(state["pipeline"], self.config, self.segments, self._new_window(),
+                                             names=self.names)
         slot = Slot(pipeline, checkpointed=dict(pipeline.offsets))
         ledger = self.store.load(name + ".sent")
         already = set(json.loads(ledger)) if ledger else set()
@@ -180,6 +190,7 @@ class Daemon:
                 if offset is not None:
                     self.consumer.seek(tp, offset)
             log.info("assigned partitions %s", sorted(partitions))
+            self._assigned_ms = self.clock.now_ms()
             self.ready.set()
             self._status = self._build_status(self.clock.now_ms())
 
@@ -291,15 +302,18 @@ class Daemon:
                     self.publisher.enqueue(batch_id, slot.unsent[batch_id])
                 slot.held = []
                 slot.checkpointed = dict(slot.pipeline.offsets)
-        self.window.evict(now)
-        gauges = gauge_datums(self.window, now, self.config.tick_ms)
+        for slot in self.slots.values():
+            if isinstance(slot.pipeline.window, SlidingWindow):
+                slot.pipeline.window.evict(now)
+        window = self.window()
+        gauges = gauge_datums(window, now, self.config.tick_ms)
         if gauges:  # not part of the exact counts: a restart only recomputes them
             self.publisher.enqueue(f"gauges-{now}-{self._tick_seq}", gauges)
         if commit:
             self._measure_lag()
         self.stats.ticks += 1
         self.stats.last_tick_ms = now
-        self._status = self._build_status(now)
+        self._status = self._build_status(now, window)
 
     def _hold(self, why: str) -> None:
         if self.hold != why:
@@ -374,6 +388,11 @@ class Daemon:
             if pub.buffered_datums and pub.last_error_ms is not None and pub.last_error_ms > last_ok \
                     and now - last_ok > stall_ms:
                 return False, f"cannot publish to CloudWatch for {(now - last_ok) / 1000:.0f} s: {pub.last_error}"
+        # the loop itself may be stuck (a Kafka client call blocking while the broker is away),
+        # and then nothing above is refreshed
+        silent_ms = self.clock.now_ms() - max(self.stats.last_tick_ms, self._assigned_ms)
+        if silent_ms > max(3 * self.config.tick_ms, self.settings.ready_consumer_stall_seconds * 1000):
+            return False, f"cannot consume: the loop has not ticked for {silent_ms / 1000:.0f} s"
         return True, "ready"
 
     def status(self) -> dict[str, Any]:
@@ -388,38 +407,14 @@ class Daemon:
         return {**snapshot, "records": self.stats.records, "ready": ready, "not_ready_reason": None if ready else why,
                 "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {}}
 
-    def _build_status(self, now: int) -> dict[str, Any]:
-        series = []
-        for key in self.window.series():
-            dims: Dimensions = key  # type: ignore[assignment]  # the window is keyed by dimension set
-            d = dict(dims)
-            if len(dims) > 3 or (len(dims) == 3 and "ModelVersion" not in d):
-                continue  # segment copies: available from query, too many to list here
-            series.append({
-                "dimensions": d,
-                "gauges": self.window.gauges(dims, now),
-                "samples": self.window.samples(dims, now),
-            })
-        pending = {
-            "captures": sum(s.pipeline.join.pending_captures for s in self.slots.values()),
-            "labels": sum(s.pipeline.join.pending_labels for s in self.slots.values()),
-        }
-        join: dict[str, int] = {}
-        bad: dict[str, int] = {}
-        for slot in self.slots.values():
-            for k, v in slot.pipeline.join.stats.as_dict().items():
-                join[k] = join.get(k, 0) + v
-            for k, v in slot.pipeline.bad_records.items():
-                bad[k] = bad.get(k, 0) + v
+    def _build_status(self, now: int, window: SlidingWindow | None = None) -> dict[str, Any]:
         return {
             "now_ms": now,
             "window_seconds": self.settings.window_seconds,
             "min_samples": self.settings.min_samples,
             "partitions": sorted(self.slots),
-            "series": series,
-            "pending_joins": pending,
-            "join": join,
-            "bad_records": bad,
+            "series": window_series(self.window() if window is None else window, now),
+            **pipeline_totals(slot.pipeline for slot in self.slots.values()),
             "dead_letters": dict(getattr(self.dead_letters, "written", {})),
             "dead_letters_pending": self.dead_letters.pending() if hasattr(self.dead_letters, "pending") else 0,
             "consumer_lag": dict(self.stats.lag),
@@ -483,7 +478,7 @@ class Daemon:
 
     def run(self, stop: threading.Event, poll_timeout_ms: int = 200) -> None:
         s = self.settings
-        self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=_listener(self))
+        self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=rebalance_listener(self))
         while not stop.is_set():
             batch = self.poll(poll_timeout_ms)
             if batch:
@@ -514,189 +509,3 @@ class Daemon:
         self.dead_letters.close()
         if not ok:
             raise SystemExit(f"rollguard: final checkpoint failed, the next start resumes from the last one written: {self.hold}")
-
-
-def corrupt_position(consumer: Any) -> tuple[Any, int] | None:
-    """The partition and offset of the record kafka-python just failed to decode.
-
-    kafka-python raises CorruptRecordError from poll() without saying where; the partition's
-    records that raised are still the fetcher's next in line, at the failing offset. Read from
-    its internals (pinned by tests/integration/test_poison.py); None if they are not there.
-    """
-    part = getattr(getattr(consumer, "_fetcher", None), "_next_partition_records", None)
-    tp = getattr(part, "topic_partition", None)
-    if tp is None:
-        return None
-    try:
-        return tp, int(consumer.position(tp))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _listener(daemon: Daemon) -> Any:
-    """kafka-python's ConsumerRebalanceListener, delegating to the daemon (called inside poll)."""
-    from kafka import ConsumerRebalanceListener
-
-    class Listener(ConsumerRebalanceListener):
-        def on_partitions_revoked(self, revoked: Any) -> None:
-            daemon.on_partitions_revoked(list(revoked))
-
-        def on_partitions_assigned(self, assigned: Any) -> None:
-            daemon.on_partitions_assigned(list(assigned))
-
-    return Listener()
-
-
-def check_topics(settings: Settings) -> None:
-    """Refuse to run unless captures and labels are co-partitioned and the dead-letter topic exists."""
-    from service.topics import partition_counts
-
-    s = settings
-    counts = partition_counts(s, [s.captures_topic, s.labels_topic, s.dead_letter_topic])
-    if counts[s.captures_topic] != counts[s.labels_topic]:
-        raise SystemExit(
-            f"rollguard: topics {s.captures_topic!r} ({counts[s.captures_topic]} partitions) and "
-            f"{s.labels_topic!r} ({counts[s.labels_topic]} partitions) must have the same partition count: "
-            "both are keyed by inference id so one consumer owns both sides of a join"
-        )
-
-
-def make_consumer(settings: Settings) -> Any:
-    """The daemon's kafka-python consumer (not yet subscribed)."""
-    from kafka import KafkaConsumer
-    from kafka.coordinator.assignors.range import RangePartitionAssignor
-
-    from service.kafka_clients import client_config
-
-    return KafkaConsumer(
-        **client_config(settings),
-        group_id=settings.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        # range assignment gives one consumer the same partition number of both topics
-        partition_assignment_strategy=[RangePartitionAssignor],
-        max_poll_records=2000,
-        fetch_max_bytes=16 * 1024 * 1024,
-        max_partition_fetch_bytes=max(settings.max_record_bytes * 2, 1024 * 1024),
-        client_id=f"rollguard-{settings.group_id}",
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-    )
-
-
-def build(settings: Settings, clock: Any = None) -> Daemon:
-    """The production wiring: kafka-python, boto3 and the local or S3 checkpoint store."""
-    from kafka import KafkaProducer
-
-    from alarms.publisher import Publisher as CloudWatchPublisher
-    from alarms.publisher import make_cloudwatch_client
-    from service import aws
-    from service.kafka_clients import client_config
-
-    clock = clock or SystemClock()
-    built: list[Daemon] = []
-    consumer = make_consumer(settings)
-
-    def dead_letter_producer() -> Any:  # a factory: a producer that failed is rebuilt
-        return KafkaProducer(**client_config(settings), acks="all", linger_ms=20,
-                             max_request_size=settings.dead_letter_max_bytes + 65536)
-
-    publisher = CloudWatchPublisher(
-        make_cloudwatch_client(settings.aws_endpoint_url, region_name=settings.aws_region),
-        settings.namespace, clock, max_buffered_datums=settings.max_buffered_datums,
-        on_sent=lambda ids: built[0].on_sent(ids),
-    )
-    store = checkpoint.open_store(settings.state_dir, lambda: aws.client("s3", settings))
-    daemon = Daemon(
-        settings, consumer=consumer, dead_letters=DeadLetters(dead_letter_producer, settings.dead_letter_topic,
-                                                                max_bytes=settings.dead_letter_max_bytes),
-        publisher=publisher, store=store, clock=clock,
-    )
-    built.append(daemon)
-    return daemon
-
-
-def serve(settings: Settings, stop: threading.Event, clock: Any = None,
-          started: Callable[[Daemon], None] | None = None) -> Daemon:
-    """Run the daemon until `stop` is set: scheduler, publisher thread, HTTP API, loop."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    check_topics(settings)
-    daemon = build(settings, clock)
-    if started is not None:
-        started(daemon)
-    scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(daemon.tick_due.set, "interval", seconds=settings.tick_seconds, id="tick")
-    scheduler.start()
-    publisher: Any = daemon.publisher
-    publisher.start_background(max(0.2, min(settings.tick_seconds / 4, 5.0)))
-    http = _start_http(daemon)
-    try:
-        daemon.run(stop)
-    finally:
-        scheduler.shutdown(wait=False)
-        publisher.stop()
-        if http is not None:
-            http.shutdown()
-    return daemon
-
-
-def _start_http(daemon: Daemon) -> Any:
-    try:
-        from service.http_api import start_server
-    except ImportError:
-        return None
-    return start_server(daemon)
-
-
-def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve) -> int:
-    """`rollguard run`: 0 after a stop signal; 2 (one line) if it cannot start; 1 if it stopped on an error."""
-    from service.settings import load_or_exit
-
-    parser = argparse.ArgumentParser(prog="rollguard run", description="Consume captures and labels, publish metrics.")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    settings = load_or_exit()
-    try:  # before Kafka is contacted, so a wrong path is the one line printed
-        checkpoint.check_writable(settings.state_dir)
-    except OSError as ex:
-        where = f" ({ex.filename})" if ex.filename and str(ex.filename) != settings.state_dir else ""
-        print(f"rollguard: invalid setting ROLLGUARD_STATE_DIR={settings.state_dir!r}: cannot write checkpoints "
-              f"there: {ex.strerror or ex}{where}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    running = threading.Event()  # set once topics are checked and the clients and store are built
-    try:
-        serve_daemon(settings, stop, started=lambda _daemon: running.set())
-    except SystemExit as ex:
-        if isinstance(ex.code, str):
-            print(ex.code, file=sys.stderr)
-            return 2
-        raise
-    except Exception as ex:
-        if isinstance(ex.__cause__, ValueError) and type(ex).__module__.startswith("kafka"):
-            # kafka-python wraps what our rebalance listener raised (say, a refused checkpoint)
-            print(f"rollguard: stopped: {ex.__cause__}", file=sys.stderr)
-            return 2
-        module, name = type(ex).__module__, type(ex).__name__
-        environmental = isinstance(ex, OSError) or module.startswith(("kafka", "service.topics", "botocore"))
-        text = " ".join(str(ex).split())  # botocore and HTML error bodies can span lines
-        detail = text if text.startswith(name) or module.startswith("service.") else f"{name}: {text}"
-        if not running.is_set():  # one clear line for start-up failures (unreachable Kafka, missing topic)
-            if environmental:
-                print(f"rollguard: cannot start: {detail}", file=sys.stderr)
-                return 2
-            raise
-        if not environmental:  # a bug: keep the traceback for the report
-            log.error("the daemon loop failed", exc_info=ex)
-        print(f"rollguard: stopped: {detail}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -13,23 +13,19 @@ The pure half (:func:`parse_time`, :func:`align_range`, :func:`compute`, :func:`
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from alarms.spec import COUNT_METRICS
+from pipelines import metrics
 from pipelines.stats import wilson_lower_bound
 
 DEFAULT_PERIOD = 300
 _RELATIVE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-LATENCY_METRIC = "Latency"
 LATENCY_SAMPLES_ID = "latency_n"
 
 
@@ -37,36 +33,13 @@ LATENCY_SAMPLES_ID = "latency_n"
 # what can be asked for
 
 
-@dataclass(frozen=True, slots=True)
-class RateDef:
-    """A rate over count ids: ``sum(numerator) / sum(denominator)``, sample ``sum(sample)``.
-
-    Each part maps a count id (``tp``, ``fp``, ... see alarms.spec.COUNT_METRICS) to its
-    coefficient. ``bound`` asks for a Wilson 95 % lower bound (numerator successes out of
-    the sample), meaningful when the numerator counts a subset of the sample.
-    """
-
-    numerator: Mapping[str, float]
-    denominator: Mapping[str, float]
-    sample: Mapping[str, float]
-    bound: bool = False
-
-    def ids(self) -> frozenset[str]:
-        return frozenset(self.numerator) | frozenset(self.denominator) | frozenset(self.sample)
-
-
-RATES: dict[str, RateDef] = {
-    "precision": RateDef({"tp": 1}, {"tp": 1, "fp": 1}, {"tp": 1, "fp": 1}, bound=True),
-    "recall": RateDef({"tp": 1}, {"tp": 1, "fn": 1}, {"tp": 1, "fn": 1}, bound=True),
-    "f1": RateDef({"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}, {"tp": 1, "fp": 1, "fn": 1}),
-    "error_rate": RateDef({"errors": 1}, {"invocations": 1}, {"invocations": 1}),
-    "label_coverage": RateDef({"labeled": 1}, {"invocations": 1}, {"invocations": 1}),
-    "shadow_agreement": RateDef({"agreements": 1}, {"comparisons": 1}, {"comparisons": 1}),
-}
-#: plain counts: the metric's own Sum (label counts and friends)
-COUNTS: tuple[str, ...] = tuple(COUNT_METRICS)
-#: latency percentiles: query name -> CloudWatch extended statistic
-LATENCY: dict[str, str] = {"p50_latency": "p50", "p90_latency": "p90", "p99_latency": "p99"}
+#: the rates: ``sum(numerator) / sum(denominator)`` over count ids (pipelines.metrics); each
+#: with a ``lower_bound`` gauge also gets the Wilson 95 % lower bound, as the window does
+RATES: Mapping[str, metrics.Rate] = metrics.PUBLISHED_RATES
+#: plain counts: the metric's own Sum (label counts and friends), by count id
+COUNTS: tuple[str, ...] = tuple(metrics.COUNT_IDS)
+#: latency percentiles: query name -> CloudWatch extended statistic, one per latency gauge
+LATENCY: dict[str, str] = {f"p{pct:g}_latency": f"p{pct:g}" for pct in metrics.LATENCY_GAUGES.values()}
 #: shorthands accepted by --metric
 GROUPS: dict[str, tuple[str, ...]] = {
     "latency": tuple(LATENCY),
@@ -97,15 +70,15 @@ def expand_metrics(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def count_ids(metrics: Iterable[str]) -> tuple[str, ...]:
-    """The count ids whose Sum the metrics need, in COUNT_METRICS order."""
+def count_ids(names: Iterable[str]) -> tuple[str, ...]:
+    """The count ids whose Sum the metrics need, in pipelines.metrics.COUNT_IDS order."""
     needed: set[str] = set()
-    for m in metrics:
+    for m in names:
         if m in RATES:
             needed |= RATES[m].ids()
-        elif m in COUNT_METRICS:
+        elif m in metrics.COUNT_IDS:
             needed.add(m)
-    return tuple(i for i in COUNT_METRICS if i in needed)
+    return tuple(i for i in metrics.COUNT_IDS if i in needed)
 
 
 # =========================================================================================
@@ -127,11 +100,7 @@ class Value:
         return out
 
 
-def _weighted(parts: Mapping[str, float], counts: Mapping[str, float]) -> float:
-    return math.fsum(coef * counts.get(cid, 0.0) for cid, coef in parts.items())
-
-
-def compute_rate(rate: RateDef, counts: Mapping[str, float]) -> Value:
+def compute_rate(rate: metrics.Rate, counts: Mapping[str, float]) -> Value:
     """The rate over ``counts`` (missing ids are 0), with its sample size.
 
     No value when the denominator or the sample is <= 0: a corrected label can move
@@ -139,10 +108,10 @@ def compute_rate(rate: RateDef, counts: Mapping[str, float]) -> Value:
     over it means nothing. The lower bound is given only when it is defined
     (0 <= successes <= sample).
     """
-    num, den, n = _weighted(rate.numerator, counts), _weighted(rate.denominator, counts), _weighted(rate.sample, counts)
+    num, den, n = metrics.numerator(rate, counts), metrics.denominator(rate, counts), metrics.sample(rate, counts)
     if den <= 0 or n <= 0:
         return Value(None, n)
-    bound = wilson_lower_bound(num, n) if rate.bound and 0 <= num <= n else None
+    bound = wilson_lower_bound(num, n) if rate.lower_bound is not None and 0 <= num <= n else None
     return Value(num / den, n, bound)
 
 
@@ -151,7 +120,7 @@ def compute(metric: str, counts: Mapping[str, float], latency: Mapping[str, floa
     """Any query metric over one period's (or the total's) counts and latency statistics."""
     if metric in RATES:
         return compute_rate(RATES[metric], counts)
-    if metric in COUNT_METRICS:
+    if metric in metrics.COUNT_IDS:
         c = counts.get(metric, 0.0)
         return Value(c, c)
     if metric in LATENCY:
@@ -243,7 +212,7 @@ def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def summarise(fetched: Fetched, metrics: Sequence[str], ids: Sequence[str]) -> tuple[list[Row], Row]:
+def summarise(fetched: Fetched, names: Sequence[str], ids: Sequence[str]) -> tuple[list[Row], Row]:
     """Rows per period that has any datapoint (sorted), and the total over the range.
 
     The total's counts are the sums of the per-period sums (exact: counts are additive);
@@ -257,15 +226,15 @@ def summarise(fetched: Fetched, metrics: Sequence[str], ids: Sequence[str]) -> t
         counts = {cid: fetched.counts.get(cid, {}).get(t, 0.0) for cid in ids}
         stats = {s: fetched.latency.get(s, {}).get(t) for s in LATENCY.values()}
         n = fetched.latency.get(LATENCY_SAMPLES_ID, {}).get(t, 0.0)
-        rows.append(Row(t, counts, {m: compute(m, counts, stats, n) for m in metrics}))
+        rows.append(Row(t, counts, {m: compute(m, counts, stats, n) for m in names}))
     totals = {cid: math.fsum(fetched.counts.get(cid, {}).values()) for cid in ids}
     n_total = math.fsum(fetched.latency.get(LATENCY_SAMPLES_ID, {}).values())
-    total = Row(None, totals, {m: compute(m, totals, fetched.latency_total, n_total) for m in metrics})
+    total = Row(None, totals, {m: compute(m, totals, fetched.latency_total, n_total) for m in names})
     return rows, total
 
 
 def _cell(metric: str, v: Value) -> list[str]:
-    if metric in COUNT_METRICS:
+    if metric in metrics.COUNT_IDS:
         return [_num(v.value)]
     if metric in LATENCY:
         return [_num(v.value, ms=True), _num(v.sample)]
@@ -282,23 +251,23 @@ def _num(x: float | None, rate: bool = False, ms: bool = False) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
 
-def render_table(result: Mapping[str, Any], rows: Sequence[Row], total: Row, metrics: Sequence[str]) -> str:
+def render_table(result: Mapping[str, Any], rows: Sequence[Row], total: Row, names: Sequence[str]) -> str:
     """The people's table: one line per period, then the total; each rate with its sample n."""
     dims = " ".join(f"{k}={v}" for k, v in result["dimensions"].items())
     head = [f"{result['namespace']}  {dims}",
             f"{result['start']} .. {result['end']}, period {result['period']} s (UTC)", ""]
     columns = ["period start"]
-    for m in metrics:
-        columns += [m] if m in COUNT_METRICS else [m, "n"]
+    for m in names:
+        columns += [m] if m in metrics.COUNT_IDS else [m, "n"]
     table = [columns]
     for r in rows:
         assert r.start is not None
         line = [r.start.strftime("%Y-%m-%d %H:%M")]
-        for m in metrics:
+        for m in names:
             line += _cell(m, r.values[m])
         table.append(line)
     line = ["total"]
-    for m in metrics:
+    for m in names:
         line += _cell(m, total.values[m])
     table.append(line)
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
@@ -316,15 +285,17 @@ def render_table(result: Mapping[str, Any], rows: Sequence[Row], total: Row, met
 
 
 class MetricDataClient(Protocol):
-    def get_metric_data(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    """The CloudWatch call `query` makes, through boto3's paginator (a boto3 ``cloudwatch`` client satisfies it)."""
+
+    def get_paginator(self, operation_name: str) -> Any: ...
 
 
 def dimensions(endpoint: str, variant: str, model_version: str | None = None,
                segment: tuple[str, str] | None = None) -> list[dict[str, str]]:
     """The exact CloudWatch dimension set of a query (SPEC.md "Metrics")."""
-    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    dims = [{"Name": metrics.ENDPOINT_NAME, "Value": endpoint}, {"Name": metrics.VARIANT_NAME, "Value": variant}]
     if model_version:
-        dims.append({"Name": "ModelVersion", "Value": model_version})
+        dims.append({"Name": metrics.MODEL_VERSION, "Value": model_version})
     if segment:
         dims.append({"Name": segment[0], "Value": segment[1]})
     return dims
@@ -338,39 +309,33 @@ def _stat(qid: str, namespace: str, metric: str, dims: list[dict[str, str]], per
 
 def get_metric_data(client: MetricDataClient, queries: list[dict[str, Any]], start: datetime,
                     end: datetime) -> dict[str, dict[datetime, float]]:
-    """Id -> {timestamp: value}, following NextToken; raises what the client raises."""
+    """Id -> {timestamp: value}, over every page; raises what the client raises."""
     out: dict[str, dict[datetime, float]] = {q["Id"]: {} for q in queries}
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end,
-                                  "ScanBy": "TimestampAscending"}
-        if token:
-            kwargs["NextToken"] = token
-        page = client.get_metric_data(**kwargs)
+    pages = client.get_paginator("get_metric_data").paginate(
+        MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending")
+    for page in pages:
         for res in page.get("MetricDataResults", []):
             series = out.setdefault(res["Id"], {})
             for t, v in zip(res.get("Timestamps", []), res.get("Values", [])):
                 if v is not None:
                     series[t.astimezone(timezone.utc)] = float(v)
-        token = page.get("NextToken")
-        if not token:
-            return out
+    return out
 
 
-def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str]], metrics: Sequence[str],
+def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str]], names: Sequence[str],
               start: datetime, end: datetime, period: int) -> Fetched:
-    """Fetch what ``metrics`` need over the aligned ``[start, end)``.
+    """Fetch what the metrics ``names`` need over the aligned ``[start, end)``.
 
     Counts and the latency SampleCount come in one request; percentiles in a second one
     (per period, plus one datapoint over the whole range) so a backend that cannot compute
     percentiles (moto) costs the percentiles only, recorded as a note.
     """
-    ids = count_ids(metrics)
+    ids = count_ids(names)
     fetched = Fetched()
-    want_latency = any(m in LATENCY for m in metrics)
-    queries = [_stat(cid, namespace, COUNT_METRICS[cid], dims, period, "Sum") for cid in ids]
+    want_latency = any(m in LATENCY for m in names)
+    queries = [_stat(cid, namespace, metrics.COUNT_IDS[cid], dims, period, "Sum") for cid in ids]
     if want_latency:
-        queries.append(_stat(LATENCY_SAMPLES_ID, namespace, LATENCY_METRIC, dims, period, "SampleCount"))
+        queries.append(_stat(LATENCY_SAMPLES_ID, namespace, metrics.LATENCY, dims, period, "SampleCount"))
     if queries:
         raw = get_metric_data(client, queries, start, end)
         fetched.counts = {cid: raw.get(cid, {}) for cid in ids}
@@ -378,9 +343,9 @@ def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str
             fetched.latency[LATENCY_SAMPLES_ID] = raw.get(LATENCY_SAMPLES_ID, {})
     if want_latency:
         span = int((end - start).total_seconds())
-        stats = sorted({LATENCY[m] for m in metrics if m in LATENCY})
-        pq = [_stat(s, namespace, LATENCY_METRIC, dims, period, s) for s in stats]
-        pq += [_stat(f"{s}_total", namespace, LATENCY_METRIC, dims, span, s) for s in stats]
+        stats = sorted({LATENCY[m] for m in names if m in LATENCY})
+        pq = [_stat(s, namespace, metrics.LATENCY, dims, period, s) for s in stats]
+        pq += [_stat(f"{s}_total", namespace, metrics.LATENCY, dims, span, s) for s in stats]
         try:
             raw = get_metric_data(client, pq, start, end)
         except Exception as ex:  # noqa: BLE001 - the counts are still worth printing
@@ -392,93 +357,3 @@ def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str
             # one datapoint spans the range; more means CloudWatch split it, and percentiles do not merge
             fetched.latency_total[s] = next(iter(whole.values())) if len(whole) == 1 else None
     return fetched
-
-
-# =========================================================================================
-# the command
-
-
-def _segment(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip() or not value:
-        raise argparse.ArgumentTypeError(f"--segment must be ATTRIBUTE=VALUE (e.g. merchant_category=5411), got {text!r}")
-    return name.strip(), value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rollguard query",
-        description="Metric history from CloudWatch; rates computed from the published sums (works with the daemon down).",
-    )
-    p.add_argument("--endpoint", required=True, help="EndpointName")
-    p.add_argument("--variant", required=True, help="VariantName")
-    p.add_argument("--metric", action="append", required=True,
-                   help=f"one or more (comma list or repeated): {', '.join(METRIC_NAMES)}; or 'latency', 'all'")
-    p.add_argument("--since", default="1h", help="start: 30m, 6h, 2d, 1w before now, or ISO 8601 (default 1h)")
-    p.add_argument("--until", default="now", help="end: same forms as --since (default now)")
-    p.add_argument("--period", type=int, default=DEFAULT_PERIOD, help="seconds per row, a multiple of 60 (default 300)")
-    p.add_argument("--segment", type=_segment, help="one segment dimension, ATTRIBUTE=VALUE")
-    p.add_argument("--model-version", help="only this model version (the ModelVersion dimension)")
-    p.add_argument("--namespace", help="CloudWatch namespace (default ROLLGUARD_NAMESPACE, Rollguard)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return p
-
-
-def main(argv: list[str], *, client: MetricDataClient | None = None, now: datetime | None = None) -> int:
-    """`rollguard query ...`; ``client`` and ``now`` are for tests (default: boto3 from settings, the clock)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    now = now or datetime.now(timezone.utc)
-    try:
-        metrics = expand_metrics(args.metric)
-        start, end = parse_time(args.since, now), parse_time(args.until, now)
-    except ValueError as ex:
-        parser.error(str(ex))
-    if args.period < 60 or args.period % 60:
-        parser.error(f"--period must be a positive multiple of 60 seconds, got {args.period}")
-    if end <= start:
-        parser.error(f"--since ({iso(start)}) must be before --until ({iso(end)})")
-    start, end = align_range(start, end, args.period)
-    if (end - start).total_seconds() / args.period > 100_000:
-        parser.error("that range has more than 100,000 periods; use a larger --period")
-
-    from service.settings import load_or_exit
-
-    settings = load_or_exit("rollguard query")
-    namespace = args.namespace or settings.namespace
-    if client is None:
-        from service import aws
-
-        client = aws.client("cloudwatch", settings)
-    dims = dimensions(args.endpoint, args.variant, args.model_version, args.segment)
-    try:
-        fetched = run_query(client, namespace, dims, metrics, start, end, args.period)
-    except Exception as ex:  # noqa: BLE001 - one clear line: credentials, region, endpoint, throttling
-        print(f"rollguard query: GetMetricData failed: {type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}",
-              file=sys.stderr)
-        return 1
-    note = retention_note(start, args.period, now)
-    if note:
-        fetched.notes.append(note)
-    ids = count_ids(metrics)
-    rows, total = summarise(fetched, metrics, ids)
-    result: dict[str, Any] = {
-        "namespace": namespace,
-        "dimensions": {d["Name"]: d["Value"] for d in dims},
-        "start": iso(start),
-        "end": iso(end),
-        "period": args.period,
-        "metrics": list(metrics),
-        "periods": [r.as_dict() for r in rows],
-        "total": total.as_dict(),
-        "notes": fetched.notes,
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        sys.stdout.write(render_table(result, rows, total, metrics))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

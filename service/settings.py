@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -388,14 +387,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    def threshold_for(self, endpoint: str) -> float:
-        return self.score_thresholds.get(endpoint, self.score_threshold)
-
-    @property
-    def http_host_port(self) -> tuple[str, int]:
-        host, _, port = self.http_addr.rpartition(":")
-        return host, int(port)
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -479,12 +470,3 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(_one_line(err)) from None
     except _SourceError as err:
         raise SettingsError(str(err).splitlines()[0]) from None
-
-
-def load_or_exit(prog: str = "rollguard", **overrides: Any) -> Settings:
-    """For commands: print `prog: <the one-line error>` and exit 2 on a wrong setting."""
-    try:
-        return load_settings(**overrides)
-    except SettingsError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        raise SystemExit(2) from None

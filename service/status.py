@@ -1,37 +1,27 @@
-"""`rollguard status`: the running daemon's live view, for people (a table) or machines (--json).
+"""The running daemon's live view (`rollguard status`): ``/v1/status`` read from the daemon's
+HTTP API (service.http_api) and rendered for people.
 
-Reads ``/v1/status`` from the daemon's HTTP API (service.http_api). :func:`render_status`
-is the pure half: a status document in, text out; ages are measured against the
-document's own ``now_ms`` so the caller's clock does not matter.
+:func:`render_status` is the pure half: a status document in, text out; ages are measured
+against the document's own ``now_ms`` so the caller's clock does not matter.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipelines import window as w
-
-if TYPE_CHECKING:
-    from service.settings import Settings
+from pipelines import metrics
+from pipelines.window import LATENCY_SAMPLES
 
 DEFAULT_TIMEOUT_S = 5.0
 
-# (label, gauge, lower-bound gauge or None, sample: counters summed, sample noun)
-_RATE_ROWS: tuple[tuple[str, str, str | None, tuple[str, ...], str], ...] = (
-    ("precision", "Precision", "PrecisionLowerBound", (w.TRUE_POSITIVES, w.FALSE_POSITIVES), "predicted positive"),
-    ("recall", "Recall", "RecallLowerBound", (w.TRUE_POSITIVES, w.FALSE_NEGATIVES), "actual positive"),
-    ("F1", "F1", None, (w.TRUE_POSITIVES, w.FALSE_POSITIVES, w.FALSE_NEGATIVES), "outcomes"),
-    ("label coverage", "LabelCoverage", None, (w.PREDICTIONS,), "predictions"),
-    ("error rate", "ErrorRate", None, (w.INVOCATIONS,), "invocations"),
-    ("shadow agreement", "ShadowAgreement", None, (w.SHADOW_COMPARISONS,), "comparisons"),
-)
+# the rates the table shows, in this order (pipelines.metrics.RATES defines them)
+_TABLE_RATES = ("precision", "recall", "f1", "label_coverage", "error_rate", "shadow_agreement")
 _LABEL_WIDTH = 18
+#: the latency gauge whose absence means "below min samples"
+_SLOWEST = max(metrics.LATENCY_GAUGES, key=metrics.LATENCY_GAUGES.__getitem__)
 
 
 # -- formatting helpers (pure) ------------------------------------------------------------
@@ -114,27 +104,28 @@ def render_series(series: Mapping[str, Any], min_samples: Any) -> list[str]:
     dims: Mapping[str, str] = series.get("dimensions") or {}
     gauges: Mapping[str, Any] = series.get("gauges") or {}
     samples: Mapping[str, Any] = series.get("samples") or {}
-    version = dims.get("ModelVersion")
-    title = f"{dims.get('EndpointName', '?')} / {dims.get('VariantName', '?')} / "
+    version = dims.get(metrics.MODEL_VERSION)
+    title = f"{dims.get(metrics.ENDPOINT_NAME, '?')} / {dims.get(metrics.VARIANT_NAME, '?')} / "
     title += f"model version {version}" if version else "all model versions"
     lines = [title]
-    for label, gauge, bound, parts, noun in _RATE_ROWS:
-        n = sum(float(samples.get(p, 0.0) or 0.0) for p in parts)
-        value = gauges.get(gauge)
-        text = f"{fmt_rate(value):>7}  n={fmt_count(n)} {noun}"
-        if bound is not None and gauges.get(bound) is not None:
-            text += f", 95 % lower bound {fmt_rate(gauges[bound])}"
-        if gauge == "LabelCoverage":
-            text += f", {fmt_count(samples.get(w.LABELED, 0))} labeled"
-        if gauge == "ErrorRate":
-            text += f", {fmt_count(samples.get(w.ERRORS, 0))} errors"
+    sums = {cid: float(samples.get(name, 0.0) or 0.0) for cid, name in metrics.WINDOW_COUNTER_IDS.items()}
+    for rate in (metrics.RATES[name] for name in _TABLE_RATES):
+        n = metrics.sample(rate, sums)
+        value = gauges.get(rate.gauge)
+        text = f"{fmt_rate(value):>7}  n={fmt_count(n)} {rate.sample_noun}"
+        if rate.lower_bound is not None and gauges.get(rate.lower_bound) is not None:
+            text += f", 95 % lower bound {fmt_rate(gauges[rate.lower_bound])}"
+        if rate.name == "label_coverage":
+            text += f", {fmt_count(samples.get(metrics.LABELED, 0))} labeled"
+        if rate.name == "error_rate":
+            text += f", {fmt_count(samples.get(metrics.ERRORS, 0))} errors"
         if value is None and n > 0:
             text += f" (below min samples {min_samples})"
-        lines.append(_row(label, text))
-    n_latency = samples.get(w.LATENCY_SAMPLES, 0)
-    percentiles = "  ".join(f"{name.lower()} {fmt_ms(gauges.get(f'Latency{name}'))}" for name in ("P50", "P90", "P99"))
+        lines.append(_row(rate.label, text))
+    n_latency = samples.get(LATENCY_SAMPLES, 0)
+    percentiles = "  ".join(f"p{pct:g} {fmt_ms(gauges.get(name))}" for name, pct in metrics.LATENCY_GAUGES.items())
     text = f"{percentiles}  n={fmt_count(n_latency)}"
-    if gauges.get("LatencyP99") is None and (n_latency or 0) > 0:
+    if gauges.get(_SLOWEST) is None and (n_latency or 0) > 0:
         text += f" (below min samples {min_samples})"
     lines.append(_row("latency (ms)", text))
     return lines
@@ -142,7 +133,7 @@ def render_series(series: Mapping[str, Any], min_samples: Any) -> list[str]:
 
 def _series_key(series: Mapping[str, Any]) -> tuple[str, str, str]:
     dims = series.get("dimensions") or {}
-    return (dims.get("EndpointName", ""), dims.get("VariantName", ""), dims.get("ModelVersion", ""))
+    return (dims.get(metrics.ENDPOINT_NAME, ""), dims.get(metrics.VARIANT_NAME, ""), dims.get(metrics.MODEL_VERSION, ""))
 
 
 def render_alarms(alarms: Mapping[str, Any], now_ms: Any) -> list[str]:
@@ -221,7 +212,7 @@ def render_status(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- the command --------------------------------------------------------------------------
+# -- reading it from the daemon -------------------------------------------------------------
 
 
 def connect_host(host: str) -> str:
@@ -250,51 +241,3 @@ def fetch_status(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | No
     if not isinstance(doc, dict):
         raise ValueError("the answer is not a JSON object")
     return doc
-
-
-def main(argv: list[str], *, settings: "Settings | None" = None) -> int:
-    """``settings`` (default: loaded from the environment) give the address and the bearer token."""
-    parser = argparse.ArgumentParser(prog="rollguard status", description="Live view from the running daemon.")
-    parser.add_argument("--json", action="store_true", help="print the raw /v1/status JSON")
-    parser.add_argument("--addr", help="the daemon's HOST:PORT (default: ROLLGUARD_HTTP_ADDR, 127.0.0.1:8787)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an answer")
-    args = parser.parse_args(argv)
-    if settings is None:
-        from service.settings import load_or_exit
-
-        settings = load_or_exit("rollguard status")
-    addr = args.addr or settings.http_addr
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        print(f"rollguard status: cannot connect to {addr!r}: need HOST:PORT with a port 1..65535 "
-              "(a daemon bound to port 0 logs its port as `http listening on HOST:PORT`)", file=sys.stderr)
-        return 2
-    url = status_url(addr)
-    try:
-        token = settings.http_bearer_token()
-    except ValueError as ex:  # the token file changed since the settings were read
-        print(f"rollguard status: ROLLGUARD_HTTP_TOKEN_FILE: {ex}", file=sys.stderr)
-        return 2
-    try:
-        doc = fetch_status(url, args.timeout, token)
-    except urllib.error.HTTPError as ex:
-        hint = ""
-        if ex.code == 401:
-            hint = ("; set ROLLGUARD_HTTP_TOKEN or ROLLGUARD_HTTP_TOKEN_FILE to the daemon's token" if token is None
-                    else "; the token does not match the daemon's")
-        print(f"rollguard status: the daemon at {url} answered HTTP {ex.code} {ex.reason}{hint}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as ex:
-        reason = getattr(ex, "reason", None) or ex
-        print(f"rollguard status: no rollguard daemon answering at {url} ({reason}); "
-              "is `rollguard run` running? (set --addr or ROLLGUARD_HTTP_ADDR)", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-    else:
-        sys.stdout.write(render_status(doc))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from kafka import KafkaAdminClient
 from kafka.errors import for_code
 
-from service.kafka_clients import client_config, explain_bootstrap_failure
+from service.kafka_clients import explain_bootstrap_failure, make_admin
 from service.settings import Settings
 
 _NO_ERROR = 0
@@ -21,9 +21,11 @@ class MissingTopicError(LookupError):
 
 
 def _admin(cluster: str | Settings) -> KafkaAdminClient:
-    config = client_config(cluster) if isinstance(cluster, Settings) else {"bootstrap_servers": cluster}
+    if isinstance(cluster, Settings):
+        admin: KafkaAdminClient = make_admin(cluster, client_id="rollguard-topics")
+        return admin
     with explain_bootstrap_failure():
-        return KafkaAdminClient(**config, client_id="rollguard-topics")
+        return KafkaAdminClient(bootstrap_servers=cluster, client_id="rollguard-topics")
 
 
 def _bootstrap(cluster: str | Settings) -> str:

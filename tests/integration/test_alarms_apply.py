@@ -18,7 +18,7 @@ import yaml
 
 from alarms.spec import SpecFile, parse_spec
 from alarms.sync import SyncError, apply, plan
-from service import alarm_commands
+from service.commands import alarms as alarms_command
 
 NAMESPACE = "RollguardTest"
 
@@ -165,7 +165,7 @@ def test_cli_plan_apply_exit_codes(moto_endpoint: str, endpoint: str, tmp_path: 
 
     def run(*argv: str) -> tuple[int, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = alarm_commands.alarms([*argv, "--spec", str(path)], out=out, err=err)
+        code = alarms_command.main([*argv, "--spec", str(path)], out=out, err=err)
         return code, out.getvalue() + err.getvalue()
 
     code, text = run("plan")

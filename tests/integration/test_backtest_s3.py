@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from alarms.evaluator import parse_time
-from service.backtest import main
+from service.commands.backtest import main
 
 HOUR_START = datetime(2026, 11, 21, 9, tzinfo=timezone.utc)
 LINES = 900  # one capture every 4 s for an hour

@@ -11,8 +11,8 @@ import boto3
 import pytest
 
 from service import checkpoint
-from tests.unit.test_checkpoint import RunsCode
-from tests.unit.test_daemon import TP, capture, daemon
+from tests.unit.service.test_checkpoint import RunsCode
+from tests.unit.service.test_daemon import TP, capture, daemon
 
 NAME = "rollguard.captures.labels.p0.ckpt"  # what Daemon._checkpoint_name(0) gives with default settings
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from service.dead_letter import REASON, SOURCE_OFFSET, SOURCE_TOPIC
-from service.traffic import BAD_RECORDS, Traffic, TrafficSpec, generate
+from service.devstack.traffic import BAD_RECORDS, Traffic, TrafficSpec, generate
 from tests.integration.harness import Stack, consume_all, produce, wait_for
 from tests.reference import as_dict, batch_counts
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from service.devstack import start_kafka
-from service.traffic import BAD_RECORDS, TrafficSpec, generate
+from service.devstack.traffic import BAD_RECORDS, TrafficSpec, generate
 from tests.integration.harness import Stack, consume_all, http_get, produce, wait_for
 from tests.reference import as_dict, batch_counts
 
@@ -172,9 +172,10 @@ def test_a_broker_outage_with_dead_letters_in_flight_pauses_the_daemon(
 
 def test_cloudwatch_away_makes_the_daemon_not_ready_and_nothing_is_lost(
         kafka_bootstrap: str, moto_endpoint: str, topic_names: Callable[[str], str], tmp_path: Path) -> None:
-    from service.devstack import _free_port, start_moto
+    from service.devstack import start_moto
+    from service.devstack.processes import free_port
 
-    port = _free_port()  # nothing answers there yet: every PutMetricData fails to connect
+    port = free_port()  # nothing answers there yet: every PutMetricData fails to connect
     stack = Stack(kafka_bootstrap, f"http://127.0.0.1:{port}", topic_names, tmp_path, partitions=1)
     now = int(time.time() * 1000)
     traffic = generate(300, now - 3_600_000, SPEC, seed=60)

@@ -23,13 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kafka.errors import KafkaTimeoutError
 
-from service.daemon import Daemon, check_topics, serve
+from service.daemon import Daemon
 from service.dead_letter import REASON, SOURCE_TOPIC
 from service.devstack import BrokerSecurity, KafkaBroker, Listener, ScramUser, start_kafka
 from service.kafka_clients import client_config, make_admin, make_consumer, make_producer
 from service.settings import Settings, load_settings
 from service.topics import MissingTopicError, ensure_topics, partition_counts
-from service.traffic import BAD_RECORDS
+from service.wiring import check_topics, serve
+from service.devstack.traffic import BAD_RECORDS
 from tests.integration.harness import wait_for
 
 ALICE = ScramUser("SCRAM-SHA-512", "alice", "alice-secret")

@@ -30,11 +30,13 @@ import pytest
 
 from alarms import dashboard
 from service import query
+from service.commands import dashboard as dashboard_command
+from service.commands import query as query_command
 from service.devstack import start_moto
-from service.traffic import Traffic, TrafficSpec, generate
+from service.devstack.traffic import Traffic, TrafficSpec, generate
 from tests.integration.harness import Stack, produce, wait_for
 from tests.reference import COUNT_METRICS, batch_counts
-from tests.unit.test_http_api import parse_exposition
+from tests.unit.service.test_http_api import parse_exposition
 
 SEGMENT = "5411"
 QUANTISATION = 0.06  # pipelines/latency.py ALPHA: every latency is published within 6 %
@@ -181,7 +183,7 @@ def wait_published(stack: Stack, proc: subprocess.Popen[bytes], base: str, clien
 def run_query_command(argv: list[str]) -> dict[str, Any]:
     out = io.StringIO()
     with redirect_stdout(out):
-        code = query.main([*argv, "--json"])
+        code = query_command.main([*argv, "--json"])
     assert code == 0, out.getvalue()
     result: dict[str, Any] = json.loads(out.getvalue())
     return result
@@ -309,7 +311,7 @@ def test_status_metrics_and_query_equal_the_batch_join(stack: Stack, daemons: li
     # and a dashboard for the endpoint, variants discovered from what was published
     out = io.StringIO()
     with redirect_stdout(out):
-        assert dashboard.main(["--endpoint", s.endpoint, "--apply"]) == 0
+        assert dashboard_command.main(["--endpoint", s.endpoint, "--apply"]) == 0
     assert f"fleets: {s.production}, {shadow}" in out.getvalue()
     body = json.loads(cw.get_dashboard(DashboardName=f"rollguard-{s.endpoint}")["DashboardBody"])
     assert len(body["widgets"]) == len(dashboard.PANELS) + 1

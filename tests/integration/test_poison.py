@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from service.dead_letter import ORIGINAL_SHA256, ORIGINAL_SIZE, REASON, SOURCE_OFFSET, TRUNCATED
-from service.traffic import TrafficSpec, generate
+from service.devstack.traffic import TrafficSpec, generate
 from tests.integration.harness import Stack, consume_all, produce, wait_for
 from tests.reference import as_dict, batch_counts
 

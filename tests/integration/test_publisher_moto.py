@@ -13,7 +13,8 @@ import boto3
 import numpy as np
 import pytest
 
-from alarms.publisher import Entry, MetricsClient, Publisher, make_cloudwatch_client
+from alarms.aws_clients import make_cloudwatch_client
+from alarms.publisher import Entry, MetricsClient, Publisher
 from pipelines.clock import MockedClock
 from pipelines.datum import Datum
 from pipelines.latency import Histogram

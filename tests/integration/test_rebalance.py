@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 
-from service.traffic import TrafficSpec, generate
+from service.devstack.traffic import TrafficSpec, generate
 from tests.integration.harness import Stack, produce, wait_for
 from tests.integration.test_daemon import VERSIONS, wait_for_counts
 from tests.reference import as_dict, batch_counts

@@ -18,7 +18,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from pipelines.parse import parse_capture
 from pipelines.records import BadRecord, Capture
-from service.s3_import import ledger_name, main, parse_prefix
+from service.commands.import_s3 import main
+from service.s3_import.layout import parse_prefix
+from service.s3_import.ledger import ledger_name
 from service.topics import ensure_topics
 
 PARTITIONS = 3

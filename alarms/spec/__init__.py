@@ -1,0 +1,132 @@
+"""Alarm spec files: parse, validate, and turn each alarm into its exact PutMetricAlarm request.
+
+A spec is YAML (``.yaml``/``.yml``) or TOML (``.toml``); both carry the same shape::
+
+    version: 1                      # optional, the only format so far
+    name: fraud                     # the spec's name: tag rollguard:spec=<name>; [A-Za-z0-9_.-]{1,64}
+    defaults:                       # optional; any alarm key below except the metric itself
+      period: 60                    # seconds: 10, 20, 30 or a multiple of 60
+      evaluation_periods: 5         # N
+      datapoints_to_alarm: 3        # M (default: N)
+      min_samples: 50               # sample-size guard (default 30)
+      treat_missing_data: notBreaching
+    endpoints:
+      - name: fraud-ep              # SageMaker endpoint name
+        variant: AllTraffic         # or `variants: [a, b]`: each alarm is made once per variant
+        model_version: fraud-v6     # optional: the new fleet, used by `scope: model_version`
+        alarms:
+          - name: recall            # [A-Za-z0-9][A-Za-z0-9_-]{0,63}, unique per endpoint
+            metric: recall          # see "What an alarm watches"
+            threshold: 0.80
+            comparison: "<"         # <, <=, >, >= or the CloudWatch operator name
+            scope: model_version    # all (default) | model_version (only the new fleet)
+            segment: {merchant_category: "5411"}   # optional: one segment attribute = value
+            guardrail: true         # listed in the guardrail's AutoRollbackConfiguration (default)
+            # also: description, alarm_actions / ok_actions (<= 5 ARNs each), and all `defaults` keys
+
+What an alarm watches (exactly one of):
+
+- ``metric``: a rate built by metric math from the ``Sum`` of the count metrics, each count
+  wrapped in ``FILL(id, 0)``: a count with no event in a period may not be published at all,
+  and it must then read as an explicit 0 (a period of only false positives is precision 0,
+  not a gap), whatever the publisher does with zeros:
+
+  ================  ===========================  ================  ==================
+  metric            value                        sample size n     default comparison
+  ================  ===========================  ================  ==================
+  precision         tp/(tp+fp)                   tp+fp             <
+  recall            tp/(tp+fn)                   tp+fn             <
+  f1                2tp/(2tp+fp+fn)              tp+fp+fn          <
+  error_rate        errors/invocations           invocations       >
+  label_coverage    labeled/invocations          invocations       <
+  shadow_agreement  agreements/comparisons       comparisons       <
+  pNN_latency       pNN of the Latency            SampleCount of    >
+                    distribution (p99, p99.9)    Latency
+  ================  ===========================  ================  ==================
+
+- ``expression``: free metric math over the count ids of ``pipelines.metrics.COUNT_IDS``
+  (``tp fp fn tn labeled invocations errors agreements comparisons expired orphan_labels
+  evicted``, each the ``Sum`` of its count metric; no FILL is added, write ``FILL(fp, 0)``
+  yourself) and the functions CloudWatch allows in alarms
+  (``pipelines.cloudwatch_rules.ALARM_MATH_FUNCTIONS``). ``comparison`` is required;
+  ``min_samples`` needs ``sample``, an expression over the same ids giving the sample size.
+- ``gauge``: one of the daemon's gauges (``pipelines.metrics.GAUGES``: ``Precision``,
+  ``RecallLowerBound``, ``ShadowAgreement``, ...) as a plain single-metric alarm with
+  ``statistic`` (Average, Minimum or Maximum; default Average).
+  Gauges are not published below the daemon's own min_samples, so ``min_samples`` is refused.
+
+The sample-size guard is part of the math: ``IF(n >= min_samples, value, safe)``, where
+``safe`` is a value on the non-breaching side of the threshold (the rate's natural bound when
+that is on the safe side, e.g. 1 for ``precision < 0.9``, else the threshold itself for ``<``/``>``
+or the threshold moved by max(1, |threshold|) for ``<=``/``>=``). A period with too few samples
+is therefore OK, not breaching and not missing; ``treat_missing_data`` (default notBreaching)
+only matters when CloudWatch has no data at all. ``pNN_latency`` with ``min_samples: 0`` is a
+plain single-metric alarm with ``ExtendedStatistic: pNN``.
+
+Dimensions: ``EndpointName``, ``VariantName``; plus ``ModelVersion`` when ``scope:
+model_version``; plus the segment attribute when ``segment`` is set.
+
+Alarm names follow one convention::
+
+    rollguard-{endpoint}-{fleet}-{alarm}     fleet = {variant}                  (scope: all)
+                                             fleet = {variant}.{model_version}  (scope: model_version)
+
+Endpoint and variant names cannot contain ``.`` (SageMaker's pattern), so the first ``.``
+always separates variant and model version. A name must fit CloudWatch's 255 characters
+(no truncation: a guardrail must be able to predict it), and two alarms of one spec may not
+end up with the same name; both are refused at load time with the key path.
+
+The package, by job: :mod:`~alarms.spec.schema` (the pydantic models), :mod:`~alarms.spec.expressions`
+(checks on a spec's own metric math), :mod:`~alarms.spec.loader` (files, errors with key path and
+line), :mod:`~alarms.spec.expand` (one :class:`Alarm` per variant, the names),
+:mod:`~alarms.spec.requests` (the PutMetricAlarm requests and CloudWatch's limits on them).
+"""
+from __future__ import annotations
+
+from alarms.spec.expand import (
+    NAME_PREFIX,
+    OWNER_TAG,
+    OWNER_VALUE,
+    SPEC_TAG,
+    Alarm,
+    alarm_name,
+    expand,
+    guardrail_alarm_names,
+)
+from alarms.spec.expressions import expression_ids, expression_problem
+from alarms.spec.loader import SpecError, load_spec, parse_spec
+from alarms.spec.requests import AlarmLimitError, check_put_metric_alarm, safe_value, to_put_metric_alarm
+from alarms.spec.schema import RATES, AlarmSpec, Defaults, EndpointSpec, SpecFile
+from pipelines import cloudwatch_rules, metrics
+
+#: count id in metric math -> published count metric (pipelines.metrics.COUNT_IDS)
+COUNT_METRICS = metrics.COUNT_IDS
+#: comparison symbol -> ComparisonOperator (pipelines.cloudwatch_rules.COMPARISON_OPERATORS)
+COMPARISONS = cloudwatch_rules.COMPARISON_OPERATORS
+
+__all__ = [
+    "COMPARISONS",
+    "COUNT_METRICS",
+    "NAME_PREFIX",
+    "OWNER_TAG",
+    "OWNER_VALUE",
+    "RATES",
+    "SPEC_TAG",
+    "Alarm",
+    "AlarmLimitError",
+    "AlarmSpec",
+    "Defaults",
+    "EndpointSpec",
+    "SpecError",
+    "SpecFile",
+    "alarm_name",
+    "check_put_metric_alarm",
+    "expand",
+    "expression_ids",
+    "expression_problem",
+    "guardrail_alarm_names",
+    "load_spec",
+    "parse_spec",
+    "safe_value",
+    "to_put_metric_alarm",
+]

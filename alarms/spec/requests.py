@@ -1,0 +1,228 @@
+"""The exact PutMetricAlarm request of each spec alarm, and what CloudWatch would refuse in one.
+
+Everything CloudWatch would refuse is refused before calling AWS (:func:`check_put_metric_alarm`):
+periods other than 10, 20, 30 or a multiple of 60; Period x EvaluationPeriods over one day
+(over seven days when the period is one hour or more); DatapointsToAlarm > EvaluationPeriods;
+more than 10 MetricStat or 10 expressions in a math alarm; expressions over 2048 characters.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alarms import math_text
+from alarms.spec.expand import OWNER_TAG, OWNER_VALUE, SPEC_TAG, Alarm
+from alarms.spec.expressions import expression_ids, expression_problem
+from alarms.spec.schema import CONTROL_RE, RATES, comparison_operator, evaluation_window_problem, latency_percentile
+from pipelines import cloudwatch_rules as rules
+from pipelines import metrics
+
+_LATENCY_BOUNDS = (0.0, math.inf)
+
+
+class AlarmLimitError(ValueError):
+    """A PutMetricAlarm request CloudWatch would refuse; ``problems`` holds one line each."""
+
+    def __init__(self, alarm_name: str, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(f"alarm {alarm_name}: " + "; ".join(self.problems))
+
+
+def safe_value(comparison: str, threshold: float, bounds: tuple[float, float] | None = None) -> float:
+    """A value on the non-breaching side of ``threshold`` (a bound of the metric when that one is safe)."""
+    comparison = comparison_operator(comparison)
+    strict = comparison in ("LessThanThreshold", "GreaterThanThreshold")
+    alarms_low = comparison.startswith("LessThan")
+    step = max(1.0, abs(threshold))
+    if alarms_low:
+        if bounds is not None and math.isfinite(bounds[1]) and (bounds[1] > threshold or (strict and bounds[1] == threshold)):
+            return bounds[1]
+        return threshold if strict else threshold + step
+    if bounds is not None and math.isfinite(bounds[0]) and (bounds[0] < threshold or (strict and bounds[0] == threshold)):
+        return bounds[0]
+    return threshold if strict else threshold - step
+
+
+def _metric_stat(alarm: Alarm, namespace: str, query_id: str, metric_name: str, stat: str) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": namespace,
+                "MetricName": metric_name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in alarm.dimensions],
+            },
+            "Period": alarm.period,
+            "Stat": stat,
+        },
+        "ReturnData": False,
+    }
+
+
+def _describe(alarm: Alarm) -> str:
+    if alarm.description:
+        return alarm.description
+    what = {"rate": alarm.metric, "latency": alarm.metric, "gauge": f"gauge {alarm.metric}"}.get(
+        alarm.kind, f"expression {alarm.metric}"
+    )
+    where = f"{alarm.endpoint}/{alarm.variant}"
+    if alarm.model_version is not None:
+        where += f" model {alarm.model_version}"
+    if alarm.segment is not None:
+        where += f" {alarm.segment[0]}={alarm.segment[1]}"
+    op = {v: k for k, v in rules.COMPARISON_OPERATORS.items()}.get(alarm.comparison, alarm.comparison)
+    guard = f", min {alarm.min_samples} samples" if alarm.min_samples else ""
+    text = (
+        f"rollguard spec {alarm.spec_name}: {what} of {where} {op} {math_text.number(alarm.threshold)} in "
+        f"{alarm.datapoints_to_alarm} of {alarm.evaluation_periods} periods of {alarm.period} s{guard}. "
+        "Managed by rollguard: change the spec, not this alarm."
+    )
+    return text[: rules.MAX_ALARM_DESCRIPTION]
+
+
+def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
+    """The exact PutMetricAlarm request for ``alarm``; raises AlarmLimitError when CloudWatch would refuse it.
+
+    Rates, latency with a sample guard and expressions are math alarms: one MetricStat per
+    id (ReturnData false) and one expression ``value`` (ReturnData true). Gauges and unguarded
+    latency are single-metric alarms (Statistic / ExtendedStatistic).
+    """
+    request: dict[str, Any] = {
+        "AlarmName": alarm.name,
+        "AlarmDescription": _describe(alarm),
+        "ActionsEnabled": True,
+        "OKActions": list(alarm.ok_actions),
+        "AlarmActions": list(alarm.alarm_actions),
+        "InsufficientDataActions": [],
+        "EvaluationPeriods": alarm.evaluation_periods,
+        "DatapointsToAlarm": alarm.datapoints_to_alarm,
+        "Threshold": float(alarm.threshold),
+        "ComparisonOperator": alarm.comparison,
+        "TreatMissingData": alarm.treat_missing_data,
+    }
+    single: dict[str, Any] | None = None
+    queries: list[dict[str, Any]] = []
+    if alarm.kind == "rate":
+        rate = RATES[alarm.metric]
+        queries = [_metric_stat(alarm, namespace, i, metrics.COUNT_IDS[i], "Sum") for i in math_text.rate_ids(rate)]
+        den = math_text.filled(rate.denominator)
+        value = f"{math_text.filled(rate.numerator)}/" + (f"({den})" if "+" in den else den)
+        safe = safe_value(alarm.comparison, alarm.threshold, rate.bounds)
+        expr = math_text.guard(math_text.filled(rate.sample), alarm.min_samples, value, safe)
+        queries.append({"Id": "value", "Expression": expr, "Label": rate.label, "ReturnData": True})
+    elif alarm.kind == "latency":
+        pct = latency_percentile(alarm.metric)
+        if pct is None:
+            raise AlarmLimitError(alarm.name, [f"unknown latency metric {alarm.metric!r}"])
+        if alarm.min_samples == 0:
+            single = {"Namespace": namespace, "MetricName": metrics.LATENCY, "ExtendedStatistic": f"p{pct}"}
+        else:
+            queries = [
+                _metric_stat(alarm, namespace, "latency", metrics.LATENCY, f"p{pct}"),
+                _metric_stat(alarm, namespace, "samples", metrics.LATENCY, "SampleCount"),
+            ]
+            safe = safe_value(alarm.comparison, alarm.threshold, _LATENCY_BOUNDS)
+            expr = math_text.guard("samples", alarm.min_samples, "latency", safe)
+            queries.append({"Id": "value", "Expression": expr, "Label": f"p{pct} latency (ms)", "ReturnData": True})
+    elif alarm.kind == "expression":
+        problem = expression_problem(alarm.metric) or (expression_problem(alarm.sample) if alarm.sample else None)
+        if problem:
+            raise AlarmLimitError(alarm.name, [f"expression: {problem}"])
+        ids = list(expression_ids(alarm.metric))
+        if alarm.sample:
+            ids += [i for i in expression_ids(alarm.sample) if i not in ids]
+        queries = [_metric_stat(alarm, namespace, i, metrics.COUNT_IDS[i], "Sum") for i in ids]
+        if alarm.min_samples and alarm.sample:
+            safe = safe_value(alarm.comparison, alarm.threshold)
+            expr = math_text.guard(f"({alarm.sample})", alarm.min_samples, f"({alarm.metric})", safe)
+        else:
+            expr = alarm.metric
+        queries.append({"Id": "value", "Expression": expr, "Label": alarm.short_name, "ReturnData": True})
+    else:
+        single = {"Namespace": namespace, "MetricName": alarm.metric, "Statistic": alarm.statistic or "Average"}
+    if single is not None:
+        single["Dimensions"] = [{"Name": k, "Value": v} for k, v in alarm.dimensions]
+        single["Period"] = alarm.period
+        request.update(single)
+    else:
+        request["Metrics"] = queries
+    request["Tags"] = [
+        {"Key": OWNER_TAG, "Value": OWNER_VALUE},
+        {"Key": SPEC_TAG, "Value": alarm.spec_name},
+    ]
+    problems = check_put_metric_alarm(request)
+    if problems:
+        raise AlarmLimitError(alarm.name, problems)
+    return request
+
+
+def check_put_metric_alarm(request: Mapping[str, Any]) -> list[str]:
+    """What CloudWatch would refuse in a PutMetricAlarm request, one line each (empty: fine)."""
+    problems: list[str] = []
+    name = str(request.get("AlarmName", ""))
+    if not 1 <= len(name) <= rules.MAX_ALARM_NAME:
+        problems.append(f"AlarmName must be 1-{rules.MAX_ALARM_NAME} characters; it is {len(name)}")
+    if CONTROL_RE.search(name):
+        problems.append("AlarmName must not contain control characters")
+    if len(str(request.get("AlarmDescription", ""))) > rules.MAX_ALARM_DESCRIPTION:
+        problems.append(f"AlarmDescription must be at most {rules.MAX_ALARM_DESCRIPTION} characters")
+    for key in ("OKActions", "AlarmActions", "InsufficientDataActions"):
+        if len(request.get(key, ())) > rules.MAX_ACTIONS:
+            problems.append(f"{key} may list at most {rules.MAX_ACTIONS} actions")
+    if len(request.get("Tags", ())) > rules.MAX_TAGS:
+        problems.append(f"an alarm may have at most {rules.MAX_TAGS} tags")
+    threshold = request.get("Threshold")
+    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        problems.append(f"Threshold must be a finite number; got {threshold!r}")
+    n = request.get("EvaluationPeriods")
+    m = request.get("DatapointsToAlarm", n)
+    if not isinstance(n, int) or n < 1:
+        problems.append(f"EvaluationPeriods must be an integer >= 1; got {n!r}")
+        n = None
+    if not isinstance(m, int) or m < 1:
+        problems.append(f"DatapointsToAlarm must be an integer >= 1; got {m!r}")
+    elif n is not None and m > n:
+        problems.append(f"DatapointsToAlarm ({m}) must not exceed EvaluationPeriods ({n})")
+    queries = request.get("Metrics")
+    periods: list[int] = []
+    if queries:
+        if any(k in request for k in ("MetricName", "Namespace", "Dimensions", "Period", "Statistic", "ExtendedStatistic", "Unit")):
+            problems.append("a math alarm (Metrics) must not also set MetricName, Namespace, Dimensions, Period, Statistic, ExtendedStatistic or Unit")
+        stats = [q for q in queries if "MetricStat" in q]
+        exprs = [q for q in queries if "Expression" in q]
+        if len(stats) > rules.MAX_METRIC_STATS:
+            problems.append(
+                f"a math alarm may read at most {rules.MAX_METRIC_STATS} metrics (MetricStat); this one reads {len(stats)}"
+            )
+        if len(exprs) > rules.MAX_EXPRESSIONS:
+            problems.append(f"a math alarm may have at most {rules.MAX_EXPRESSIONS} expressions; this one has {len(exprs)}")
+        returning = [q for q in queries if q.get("ReturnData", True)]
+        if len(returning) != 1:
+            problems.append(f"exactly one Metrics entry must have ReturnData true; {len(returning)} do")
+        ids = [str(q.get("Id", "")) for q in queries]
+        for query_id in ids:
+            if not rules.METRIC_ID_RE.match(query_id):
+                problems.append(f"metric id {query_id!r} must start with a lower-case letter and use only letters, digits and _")
+        if len(set(ids)) != len(ids):
+            problems.append("metric ids must be unique")
+        for q in exprs:
+            limit = rules.MAX_EXPRESSION_LENGTH
+            if not 1 <= len(q["Expression"]) <= limit:
+                problems.append(f"expression {q['Id']} is {len(q['Expression'])} characters; CloudWatch allows 1-{limit}")
+        for q in stats:
+            periods.append(int(q["MetricStat"].get("Period", 0)))
+    else:
+        if "MetricName" not in request or "Namespace" not in request:
+            problems.append("set Metrics, or MetricName and Namespace")
+        if ("Statistic" in request) == ("ExtendedStatistic" in request):
+            problems.append("set exactly one of Statistic and ExtendedStatistic")
+        periods.append(int(request.get("Period", 0)))
+    for period in sorted(set(periods)):
+        if not rules.valid_alarm_period(period):
+            problems.append(f"period must be 10, 20, 30 or a multiple of 60 seconds; got {period}")
+        elif isinstance(n, int):
+            problem = evaluation_window_problem(period, n)
+            if problem:
+                problems.append(problem)
+    return problems

@@ -1,0 +1,339 @@
+"""The spec file's schema: pydantic models of what a spec may say, with the checks one alarm
+or endpoint can make on its own (see `alarms.spec` for the format)."""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alarms.spec.expressions import expression_problem
+from pipelines import cloudwatch_rules, metrics
+
+DEFAULT_MIN_SAMPLES = 30
+DEFAULT_PERIOD = 60
+DEFAULT_EVALUATION_PERIODS = 5
+
+_LATENCY_RE = re.compile(r"^p(\d{1,2}(?:\.\d{1,3})?)_latency$")
+# SageMaker's EndpointName / VariantName pattern (botocore service model), max 63 characters
+SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ALARM_SHORT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SPEC_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_MODEL_VERSION_RE = re.compile(r"^[!-~]{1,128}$")  # printable ASCII, no spaces: it is a dimension value
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_NAME, MAX_VALUE = cloudwatch_rules.MAX_NAME, cloudwatch_rules.MAX_DIMENSION_VALUE
+#: the rates an alarm's ``metric`` can name: those CloudWatch computes from published counts
+RATES = metrics.PUBLISHED_RATES
+
+
+def evaluation_window_problem(period: int, evaluation_periods: int) -> str | None:
+    """Why Period x EvaluationPeriods is too long for CloudWatch, or None when it fits."""
+    total = period * evaluation_periods
+    limit = cloudwatch_rules.max_evaluation_s(period)
+    if total <= limit:
+        return None
+    which = (
+        f"one day ({limit} s) for periods under an hour" if limit == cloudwatch_rules.ONE_DAY_S
+        else f"seven days ({limit} s)"
+    )
+    return (
+        f"period x evaluation_periods = {period} x {evaluation_periods} = {total} s exceeds "
+        f"CloudWatch's limit of {which}"
+    )
+
+
+def comparison_operator(value: object) -> str:
+    """``<``, ``<=``, ``>``, ``>=`` or a ComparisonOperator name -> the ComparisonOperator name."""
+    operators = cloudwatch_rules.COMPARISON_OPERATORS
+    if isinstance(value, str):
+        if value in operators:
+            return operators[value]
+        if value in operators.values():
+            return value
+    allowed = ", ".join([*operators, *operators.values()])
+    raise ValueError(f"comparison must be one of {allowed}; got {value!r}")
+
+
+class _Tuning(BaseModel):
+    """Keys an alarm may take from `defaults`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: int = DEFAULT_PERIOD
+    evaluation_periods: int = Field(DEFAULT_EVALUATION_PERIODS, ge=1)
+    datapoints_to_alarm: int | None = Field(None, ge=1)
+    min_samples: int | None = Field(None, ge=0)
+    treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
+    scope: Literal["all", "model_version"] = "all"
+    guardrail: bool = True
+    alarm_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
+    ok_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: int) -> int:
+        if not cloudwatch_rules.valid_alarm_period(v):
+            raise ValueError(f"period must be 10, 20, 30 or a multiple of 60 seconds; got {v}")
+        return v
+
+
+class Defaults(_Tuning):
+    """The `defaults` block: applied to every alarm that does not set the key itself."""
+
+    @model_validator(mode="after")
+    def _window(self) -> Defaults:
+        problem = evaluation_window_problem(self.period, self.evaluation_periods)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class AlarmSpec(_Tuning):
+    """One alarm as written in the spec (before expansion per variant)."""
+
+    name: str
+    metric: str | None = None
+    expression: str | None = None
+    sample: str | None = None
+    gauge: str | None = None
+    statistic: Literal["Average", "Minimum", "Maximum"] | None = None
+    threshold: float
+    comparison: str | None = None
+    segment: dict[str, str] | None = None
+    description: str | None = Field(None, max_length=cloudwatch_rules.MAX_ALARM_DESCRIPTION)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ALARM_SHORT_RE.match(v):
+            raise ValueError(
+                f"alarm name must match [A-Za-z0-9][A-Za-z0-9_-]{{0,63}} (letters, digits, _ and -); got {v!r}"
+            )
+        return v
+
+    @field_validator("comparison", mode="before")
+    @classmethod
+    def _cmp(cls, v: object) -> object:
+        return None if v is None else comparison_operator(v)
+
+    @field_validator("threshold")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"threshold must be a finite number; got {v}")
+        return v
+
+    @field_validator("segment", mode="before")
+    @classmethod
+    def _segment(cls, v: object) -> object:
+        if v is None:
+            return v
+        if not isinstance(v, Mapping) or len(v) != 1:
+            raise ValueError("segment must be a mapping with exactly one attribute, e.g. {merchant_category: \"5411\"}")
+        ((key, value),) = v.items()
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_NAME or CONTROL_RE.search(key):
+            raise ValueError(f"segment attribute must be a dimension name of 1-{MAX_NAME} characters; got {key!r}")
+        if not isinstance(value, str):
+            raise ValueError(
+                f"segment value must be a string; quote it, e.g. {key}: \"{value}\" (got {type(value).__name__})"
+            )
+        if not 1 <= len(value) <= MAX_VALUE or CONTROL_RE.search(value):
+            raise ValueError(f"segment value must be 1-{MAX_VALUE} characters without control characters; got {value!r}")
+        return dict(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlarmSpec:
+        chosen = [k for k in ("metric", "expression", "gauge") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            got = ", ".join(chosen) if chosen else "none"
+            raise ValueError(f"set exactly one of metric, expression, gauge; got {got}")
+        if self.metric is not None and self.metric not in RATES and not latency_percentile(self.metric):
+            allowed = ", ".join([*RATES, "pNN_latency (e.g. p99_latency, p99.9_latency)"])
+            raise ValueError(f"metric must be one of {allowed}; got {self.metric!r}")
+        if self.metric is not None and self.metric in RATES and self.min_samples == 0:
+            raise ValueError("min_samples must be >= 1 for a rate (a rate over 0 samples is undefined)")
+        if self.gauge is not None:
+            if self.gauge not in metrics.GAUGES:
+                raise ValueError(f"gauge must be one of {', '.join(metrics.GAUGES)}; got {self.gauge!r}")
+            if self.min_samples is not None:
+                raise ValueError(
+                    "min_samples does not apply to a gauge (the daemon does not publish a gauge "
+                    "below its own ROLLGUARD_MIN_SAMPLES); remove it"
+                )
+        elif self.statistic is not None:
+            raise ValueError("statistic applies to gauge alarms only")
+        if self.expression is not None:
+            if self.comparison is None:
+                raise ValueError("comparison is required with expression (<, <=, >, >=)")
+            problem = expression_problem(self.expression)
+            if problem:
+                raise ValueError(f"expression: {problem}")
+            if self.sample is not None:
+                problem = expression_problem(self.sample)
+                if problem:
+                    raise ValueError(f"sample: {problem}")
+            if (self.sample is None) != (self.min_samples is None):
+                raise ValueError("with expression, set both sample (the sample-size expression) and min_samples, or neither")
+        elif self.sample is not None:
+            raise ValueError("sample applies to expression alarms only (built-in metrics know their sample size)")
+        if self.gauge is not None and self.comparison is None:
+            raise ValueError("comparison is required with gauge (<, <=, >, >=)")
+        m = self.datapoints_to_alarm
+        if m is not None and m > self.evaluation_periods:
+            raise ValueError(
+                f"datapoints_to_alarm ({m}) must not exceed evaluation_periods ({self.evaluation_periods})"
+            )
+        problem = evaluation_window_problem(self.period, self.evaluation_periods)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class EndpointSpec(BaseModel):
+    """One endpoint: its variant(s), the new fleet's model version, and its alarms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    variant: str | None = None
+    variants: tuple[str, ...] | None = None
+    model_version: str | None = None
+    alarms: tuple[AlarmSpec, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _sagemaker_name(v, "endpoint name")
+
+    @field_validator("alarms")
+    @classmethod
+    def _some_alarms(cls, v: tuple[AlarmSpec, ...]) -> tuple[AlarmSpec, ...]:
+        # checked here, not with min_length, so a bad alarm is not also reported as "no alarms"
+        if not v:
+            raise ValueError("list at least one alarm")
+        return v
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str | None) -> str | None:
+        return None if v is None else _sagemaker_name(v, "variant name")
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("variants must list at least one variant name")
+        if len(set(v)) != len(v):
+            raise ValueError(f"variants must be unique; got {list(v)}")
+        return tuple(_sagemaker_name(x, "variant name") for x in v)
+
+    @field_validator("model_version")
+    @classmethod
+    def _model_version(cls, v: str | None) -> str | None:
+        if v is not None and not _MODEL_VERSION_RE.match(v):
+            raise ValueError(f"model_version must be 1-128 printable ASCII characters without spaces; got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EndpointSpec:
+        if (self.variant is None) == (self.variants is None):
+            raise ValueError("set exactly one of variant (a name) or variants (a list of names)")
+        seen: set[str] = set()
+        for alarm in self.alarms:
+            if alarm.name in seen:
+                raise ValueError(f"alarm name {alarm.name!r} is used twice in endpoint {self.name}")
+            seen.add(alarm.name)
+            if alarm.scope == "model_version" and self.model_version is None:
+                raise ValueError(
+                    f"alarm {alarm.name!r} has scope model_version but endpoint {self.name} sets no model_version"
+                )
+        return self
+
+    def variant_names(self) -> tuple[str, ...]:
+        """The variants every alarm of this endpoint is made for."""
+        return self.variants if self.variants is not None else (self.variant or "",)
+
+
+class SpecFile(BaseModel):
+    """A whole alarm spec file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    name: str
+    defaults: Defaults | None = None
+    endpoints: tuple[EndpointSpec, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _SPEC_NAME_RE.match(v):
+            raise ValueError(f"spec name must be 1-64 characters of letters, digits, _ . -; got {v!r}")
+        return v
+
+    @field_validator("endpoints")
+    @classmethod
+    def _some_endpoints(cls, v: tuple[EndpointSpec, ...]) -> tuple[EndpointSpec, ...]:
+        if not v:
+            raise ValueError("list at least one endpoint")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        # Defaults are copied into each alarm before the alarm is validated, so every alarm
+        # validator (M <= N, window limits) sees the values that will actually be sent.
+        if not isinstance(data, Mapping):
+            return data
+        defaults = data.get("defaults")
+        endpoints = data.get("endpoints")
+        if not isinstance(defaults, Mapping) or not isinstance(endpoints, list):
+            return data
+        known = set(_Tuning.model_fields)
+        usable = {k: v for k, v in defaults.items() if k in known}
+        new_endpoints: list[Any] = []
+        for ep in endpoints:
+            if isinstance(ep, Mapping) and isinstance(ep.get("alarms"), list):
+                alarms = []
+                for alarm in ep["alarms"]:
+                    if isinstance(alarm, Mapping):
+                        merged = dict(alarm)
+                        for k, v in usable.items():
+                            # a gauge has no sample guard of ours, so a default min_samples skips it
+                            if k == "min_samples" and "gauge" in alarm:
+                                continue
+                            merged.setdefault(k, v)
+                        alarms.append(merged)
+                    else:
+                        alarms.append(alarm)
+                ep = {**ep, "alarms": alarms}
+            new_endpoints.append(ep)
+        return {**data, "endpoints": new_endpoints}
+
+    @model_validator(mode="after")
+    def _unique_endpoints(self) -> SpecFile:
+        names = [e.name for e in self.endpoints]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"endpoint listed more than once: {', '.join(dupes)} (list its alarms under one entry)")
+        return self
+
+
+def _sagemaker_name(v: str, what: str) -> str:
+    if not SAGEMAKER_NAME_RE.match(v):
+        raise ValueError(
+            f"{what} must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit; got {v!r}"
+        )
+    return v
+
+
+def latency_percentile(metric: str) -> str | None:
+    """'p99.9_latency' -> '99.9'; None when not a latency metric or the percentile is out of (0, 100)."""
+    m = _LATENCY_RE.match(metric)
+    if not m:
+        return None
+    return m.group(1) if 0 < float(m.group(1)) < 100 else None

@@ -1,0 +1,66 @@
+"""The daemon's kafka-python consumer: how it is built, its rebalance listener, and where a
+record it could not decode sits."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from service.settings import Settings
+
+
+class RebalanceHandler(Protocol):
+    """What the rebalance listener calls (service.daemon.Daemon satisfies it)."""
+
+    def on_partitions_revoked(self, revoked: list[Any]) -> None: ...
+    def on_partitions_assigned(self, assigned: list[Any]) -> None: ...
+
+
+def group_consumer(settings: Settings) -> Any:
+    """The daemon's kafka-python consumer (not yet subscribed)."""
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    from service.kafka_clients import make_consumer
+
+    return make_consumer(
+        settings,
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # range assignment gives one consumer the same partition number of both topics
+        partition_assignment_strategy=[RangePartitionAssignor],
+        max_poll_records=2000,
+        fetch_max_bytes=16 * 1024 * 1024,
+        max_partition_fetch_bytes=max(settings.max_record_bytes * 2, 1024 * 1024),
+        client_id=f"rollguard-{settings.group_id}",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+
+
+def rebalance_listener(daemon: RebalanceHandler) -> Any:
+    """kafka-python's ConsumerRebalanceListener, delegating to the daemon (called inside poll)."""
+    from kafka import ConsumerRebalanceListener
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            daemon.on_partitions_revoked(list(revoked))
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            daemon.on_partitions_assigned(list(assigned))
+
+    return Listener()
+
+
+def corrupt_position(consumer: Any) -> tuple[Any, int] | None:
+    """The partition and offset of the record kafka-python just failed to decode.
+
+    kafka-python raises CorruptRecordError from poll() without saying where; the partition's
+    records that raised are still the fetcher's next in line, at the failing offset. Read from
+    its internals (pinned by tests/integration/test_poison.py); None if they are not there.
+    """
+    part = getattr(getattr(consumer, "_fetcher", None), "_next_partition_records", None)
+    tp = getattr(part, "topic_partition", None)
+    if tp is None:
+        return None
+    try:
+        return tp, int(consumer.position(tp))
+    except Exception:  # noqa: BLE001
+        return None
