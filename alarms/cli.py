@@ -4,8 +4,11 @@ Exit codes:
 
 - ``plan``: 0 = CloudWatch already matches the spec, 1 = apply would make changes, 2 = error
   (bad spec, a conflict with an alarm the spec does not own, AWS error). Like ``terraform
-  plan -detailed-exitcode``, so CI can fail on drift.
-- ``apply``: 0 = CloudWatch now matches the spec (whether or not anything changed), 2 = error.
+  plan -detailed-exitcode``, so CI can fail on drift. Warnings on stderr (an alarm whose series
+  CloudWatch never received, see `alarms.published`) never change the exit code.
+- ``apply``: 0 = CloudWatch now matches the spec (whether or not anything changed), 2 = error:
+  nothing changed (every request is checked before the first call), or a call failed mid-way,
+  and stdout/stderr list which alarms were applied and which were not.
 - ``show``: prints the PutMetricAlarm requests as JSON without calling AWS; 0, or 2 on error.
 - ``simulate``: whatever ``alarms.simulate:main`` returns.
 
@@ -21,10 +24,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from alarms import aws_clients, command
+from alarms import aws_clients, command, published
 from alarms.aws_clients import AwsSettings
-from alarms.spec import expand, to_put_metric_alarm
-from alarms.sync import AlarmClient, Change, SyncError, apply, plan
+from alarms.spec import expand, spec_warnings, to_put_metric_alarm
+from alarms.sync import AlarmClient, Change, PartialApplyError, SyncError, apply, plan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,16 +101,45 @@ def _plan(spec: Any, client: AlarmClient, namespace: str, out: TextIO, err: Text
         print(change.describe(), file=out)
     verbs = {"create": "to create", "update": "to update", "delete": "to delete", "unchanged": "unchanged", "conflict": "in conflict"}
     print(f"plan ({spec.name}): {_summary(changes, verbs)}", file=out)
+    for warning in spec_warnings(spec):
+        print(f"rollguard alarms plan: warning: {warning}", file=err)
+    _warn_unpublished(spec, changes, client, err)
     if any(c.action == "conflict" for c in changes):
         print("rollguard alarms plan: conflicts must be resolved by hand before apply", file=err)
         return 2
     return 1 if any(c.action in ("create", "update", "delete") for c in changes) else 0
 
 
+def _warn_unpublished(spec: Any, changes: Sequence[Change], client: AlarmClient, err: TextIO) -> None:
+    """A warning per alarm that reads only series CloudWatch never received; never changes the exit code."""
+    requests = {c.alarm_name: c.request for c in changes if c.request is not None}
+    try:
+        found = published.never_published(expand(spec), requests, client)
+    except Exception as exc:  # e.g. no cloudwatch:ListMetrics permission: the plan itself stands
+        print(f"rollguard alarms plan: warning: cannot check which metrics were published: "
+              f"{command.aws_failure(exc)}", file=err)
+        return
+    for unpublished in found:
+        print(f"rollguard alarms plan: warning: {unpublished.describe()}", file=err)
+
+
 def _apply(spec: Any, client: AlarmClient, namespace: str, out: TextIO, err: TextIO) -> int:
-    done = apply(spec, client, namespace)
     past = {"create": "created", "update": "updated", "delete": "deleted"}
+    try:
+        done = apply(spec, client, namespace)
+    except PartialApplyError as exc:
+        for change in exc.applied:
+            print(change.describe(past[change.action]), file=out)
+        print(f"apply ({spec.name}): incomplete: {_summary(exc.applied, past)}; {len(exc.not_applied)} not applied",
+              file=out)
+        prefix = "rollguard alarms apply:"
+        print(f"{prefix} {exc.what}: {command.aws_failure(exc.cause)}", file=err)
+        print(f"{prefix} applied ({len(exc.applied)}): {', '.join(c.alarm_name for c in exc.applied) or '-'}", file=err)
+        print(f"{prefix} not applied ({len(exc.not_applied)}): "
+              f"{', '.join(f'{c.action} {c.alarm_name}' for c in exc.not_applied)}", file=err)
+        print(f"{prefix} fix the cause and run apply again: it applies only what is still missing", file=err)
+        return 2
     for change in done:
         print(change.describe(past[change.action]), file=out)
-    print(f"apply ({spec.name}): {_summary(done, {'create': 'created', 'update': 'updated', 'delete': 'deleted'})}", file=out)
+    print(f"apply ({spec.name}): {_summary(done, past)}", file=out)
     return 0

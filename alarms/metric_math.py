@@ -32,8 +32,9 @@ Semantics, as documented by AWS (quoted where it matters):
 Not documented by AWS and chosen here (say so when it matters):
 
 - ``NOT``/``!`` (1 where the value is 0, else 0) and ``SQRT`` are accepted for
-  convenience; CloudWatch's documented function list may not include them
-  (``x ^ 0.5`` is the portable square root).
+  convenience; they are not CloudWatch's (neither its function list nor its logical
+  operators have them), so a spec's expressions and every PutMetricAlarm request refuse
+  them (`alarms.spec.expressions`): ``x == 0`` and ``x ^ 0.5`` are the portable forms.
 - ``NOT`` binds looser than comparisons (``NOT a > b`` is ``NOT (a > b)``).
 - A scalar divided by zero, or a scalar square root of a negative, is an error;
   per-point, such points are dropped like a division by zero.

@@ -39,8 +39,10 @@ class PublisherStats:
     """Cumulative counters since construction (datums are MetricData entries).
 
     ``failures`` counts PutMetricData calls that raised (every attempt);
-    ``retries`` counts re-attempts after a retryable failure; ``rejected`` counts
-    datums in requests CloudWatch refused for good (``rejected_requests`` the requests).
+    ``retries`` counts re-attempts after a retryable failure; ``rejected`` counts the
+    datums CloudWatch refused for good, each found by bisecting the request it came in
+    (``rejected_requests`` those requests; the other datums in them were sent), and
+    ``rejections`` lists the latest of them: ((batch id,), the datum and CloudWatch's reason).
     """
 
     sent_requests: int

@@ -8,15 +8,19 @@ is never held across a network call, so enqueue never waits on CloudWatch.
 Delivery: a datum leaves the buffer only when CloudWatch acknowledged it, or
 when it is dropped and counted (too old / too far in the future for
 CloudWatch, invalid, buffer overflow, or rejected by CloudWatch with a
-non-retryable 4xx). An ambiguous failure (a read timeout after CloudWatch
-processed the request) is retried and may then be counted twice; CloudWatch
-has no idempotency token to prevent that.
+non-retryable 4xx). A rejected request is bisected until the datums CloudWatch
+refuses are found: only those are dropped (counted, logged, listed in
+``stats().rejections``), every other datum of the request is sent. An
+ambiguous failure (a read timeout after CloudWatch processed the request) is
+retried and may then be counted twice; CloudWatch has no idempotency token to
+prevent that.
 
 Counts of datums are counts of MetricData entries: a distribution with more
 than 150 values is split on enqueue and counts once per part.
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -34,6 +38,7 @@ from pipelines.clock import Clock
 from pipelines.datum import Datum
 
 Entry = dict[str, Any]
+log = logging.getLogger("rollguard.publisher")
 
 
 class MetricsClient(Protocol):
@@ -84,10 +89,16 @@ class Publisher:
     to the front of the buffer and the flush returns, so order is kept.
 
     Timestamps: a datum is dropped (counted) when it is older than
-    ``max_age_ms - age_margin_ms`` or more than ``max_future_ms - age_margin_ms``
-    ahead of ``clock.now_ms()``, checked on enqueue, at the start of every flush
-    and right before each request. The margin absorbs clock skew and the time a
-    flush can spend retrying.
+    ``max_age_ms - age_margin_ms`` or more than ``max_future_ms`` ahead of
+    ``clock.now_ms()``, checked on enqueue, at the start of every flush and right
+    before each request. The margin absorbs the time a flush can spend retrying;
+    ``max_future_ms`` (``cloudwatch_rules.MAX_FUTURE_MS``) is the parser's own
+    limit, already clear of CloudWatch's by the clock skew SigV4 allows, and a
+    datum only falls behind it as time passes: what the parser accepted is sent.
+
+    Rejections: a request CloudWatch refuses for its data (a 4xx) is split in
+    halves, recursively, until each refused datum is alone; those are dropped,
+    the rest is sent (about ``2 log2(n)`` more requests per bad datum).
     """
 
     def __init__(
@@ -102,7 +113,7 @@ class Publisher:
         base_delay_s: float = 0.2,
         max_delay_s: float = 20.0,
         max_age_ms: int = rules.MAX_DATUM_AGE_MS,
-        max_future_ms: int = rules.MAX_DATUM_FUTURE_MS,
+        max_future_ms: int = rules.MAX_FUTURE_MS,
         age_margin_ms: int = 15 * rules.MINUTE_MS,
         max_buffered_datums: int = 250_000,
         max_metrics_per_request: int = rules.MAX_DATUMS_PER_REQUEST,
@@ -118,10 +129,10 @@ class Publisher:
             raise ValueError(f"delays must be >= 0, got base_delay_s={base_delay_s}, max_delay_s={max_delay_s}")
         if max_buffered_datums < 1:
             raise ValueError(f"max_buffered_datums must be >= 1, got {max_buffered_datums}")
-        if not 0 <= age_margin_ms < min(max_age_ms, max_future_ms):
-            raise ValueError(
-                f"age_margin_ms must be in [0, min(max_age_ms, max_future_ms)), got {age_margin_ms}"
-            )
+        if not 0 <= age_margin_ms < max_age_ms:
+            raise ValueError(f"age_margin_ms must be in [0, max_age_ms), got {age_margin_ms}")
+        if max_future_ms < 0:
+            raise ValueError(f"max_future_ms must be >= 0, got {max_future_ms}")
         if max_metrics_per_request < 1 or max_request_bytes <= REQUEST_ENVELOPE_BYTES:
             raise ValueError(
                 f"need max_metrics_per_request >= 1 and max_request_bytes > {REQUEST_ENVELOPE_BYTES}"
@@ -158,10 +169,7 @@ class Publisher:
 
     def _age_limits(self, now_ms: int) -> tuple[int, int]:
         """Accepted ``[oldest, newest]`` timestamps at ``now_ms``."""
-        return (
-            now_ms - self.max_age_ms + self.age_margin_ms,
-            now_ms + self.max_future_ms - self.age_margin_ms,
-        )
+        return now_ms - self.max_age_ms + self.age_margin_ms, now_ms + self.max_future_ms
 
     def _prepare(self, batch_id: str, datums: Iterable[Datum]) -> tuple[_Batch, EnqueueResult, str | None]:
         """Validate, split and size outside the lock; the batch holds only sendable datums."""
@@ -406,18 +414,27 @@ class Publisher:
                     if done and self._on_sent is not None:
                         self._on_sent(done)
                     continue
-                with self._lock:
-                    c = self._counters
-                    message = describe_error(exc) if exc is not None else outcome
-                    if outcome == "reject":
-                        self._buffered -= len(entries)
-                        self._in_flight = []
-                        c.rejected += len(entries)
-                        c.rejected_requests += 1
-                        rejected += len(entries)
-                        self._rejections.append((batch_ids, message))
-                        self._record_error(f"rejected {_ids_text(batch_ids)}: {message}")
+                if outcome == "reject":
+                    try:
+                        iso = self._isolate(entries, deadline_ms, abort, exc)
+                    except BaseException:
+                        with self._lock:
+                            self._put_back()
+                        raise
+                    failures += iso.failures
+                    retries += iso.retries
+                    with self._lock:
+                        n_rejected, n_sent, done = self._settle(segments, iso)
+                    rejected += n_rejected
+                    sent_datums += n_sent
+                    sent_requests += iso.sent_requests
+                    if done and self._on_sent is not None:
+                        self._on_sent(done)
+                    if iso.stopped is None:
                         continue
+                    outcome, exc = iso.stopped
+                with self._lock:
+                    message = describe_error(exc) if exc is not None else outcome
                     self._put_back()
                     error = f"gave up ({outcome}) on {_ids_text(batch_ids)}: {message}"
                     self._record_error(error)
@@ -436,6 +453,73 @@ class Publisher:
             complete=remaining == 0,
             error=None if remaining == 0 else error,
         )
+
+    def _isolate(
+        self, entries: list[Entry], deadline_ms: int | None, abort: threading.Event | None, refusal: BaseException | None
+    ) -> "_Isolation":
+        """After CloudWatch refused ``entries`` (with ``refusal``) for their data: send halves,
+        splitting each refused part again, until every refused entry is alone. In order, so a
+        stop (a hold, the deadline, retries exhausted) leaves the unsent entries as one tail."""
+        iso = _Isolation([None] * len(entries))
+        if len(entries) == 1:
+            iso.status[0] = describe_error(refusal) if refusal is not None else "reject"
+            return iso
+        mid = len(entries) // 2
+        todo = [(mid, len(entries)), (0, mid)]  # a stack: the left half first
+        while todo:
+            lo, hi = todo.pop()
+            outcome, n_failures, n_retries, exc = self._send(entries[lo:hi], deadline_ms, abort)
+            iso.failures += n_failures
+            iso.retries += n_retries
+            if outcome == "sent":
+                iso.status[lo:hi] = [True] * (hi - lo)
+                iso.sent_requests += 1
+            elif outcome == "reject" and hi - lo == 1:
+                iso.status[lo] = describe_error(exc) if exc is not None else outcome
+            elif outcome == "reject":
+                mid = (lo + hi) // 2
+                todo += [(mid, hi), (lo, mid)]
+            else:
+                iso.stopped = (outcome, exc)
+                break
+        return iso
+
+    def _settle(self, segments: list[_Batch], iso: "_Isolation") -> tuple[int, int, list[str]]:
+        """Account for an isolated request: drop the refused datums (counted, logged, kept in
+        the rejections), forget the sent ones, keep the rest in flight for a put-back. Lock held.
+        Returns (rejected, sent, ids of batches now wholly done)."""
+        c = self._counters
+        now = self._clock.now_ms()
+        i = n_rejected = n_sent = 0
+        for segment in segments:
+            kept: deque[tuple[Datum, int]] = deque()
+            for item in segment.items:
+                status = iso.status[i]
+                i += 1
+                if status is None:
+                    kept.append(item)
+                elif status is True:
+                    n_sent += 1
+                else:
+                    n_rejected += 1
+                    what = f"batch {segment.batch_id}: CloudWatch refused {_describe_datum(item[0])}: {status}"
+                    self._rejections.append(((segment.batch_id,), what))
+                    self._record_error(what)
+                    log.warning("%s; dropped it and sent the rest of its request", what)
+            segment.items = kept
+        self._in_flight = [s for s in segments if s.items]
+        self._buffered -= n_sent + n_rejected
+        c.failures += iso.failures
+        c.retries += iso.retries
+        c.rejected += n_rejected
+        c.rejected_requests += 1
+        c.sent_requests += iso.sent_requests
+        c.sent_datums += n_sent
+        if iso.sent_requests:
+            c.last_success_ms = now
+        still = set(self._pending_ids())
+        done = [b for b in dict.fromkeys(s.batch_id for s in segments) if b not in still]
+        return n_rejected, n_sent, done
 
     def _send(
         self, entries: list[Entry], deadline_ms: int | None, abort: threading.Event | None
@@ -504,6 +588,22 @@ class Publisher:
             return False
         self._thread = None
         return True
+
+
+@dataclass(slots=True)
+class _Isolation:
+    """What bisecting a refused request did: per entry None (unsent), True (sent) or CloudWatch's refusal."""
+
+    status: list[str | bool | None]
+    failures: int = 0
+    retries: int = 0
+    sent_requests: int = 0
+    stopped: tuple[str, BaseException | None] | None = None  # (outcome, error) that ended it early
+
+
+def _describe_datum(datum: Datum) -> str:
+    dims = ",".join(f"{k}={v}" for k, v in datum.dimensions)
+    return f"{datum.name}{{{dims}}}@{datum.timestamp_ms}"[:300]
 
 
 def _ids_text(batch_ids: Sequence[str]) -> str:

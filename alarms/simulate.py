@@ -1,13 +1,20 @@
 """``rollguard alarms simulate``: the state a CloudWatch alarm would be in at time T.
 
     rollguard alarms simulate --alarm ALARM.json --datapoints POINTS.json --at T
-        [--initial-state OK|ALARM|INSUFFICIENT_DATA] [--evaluation-range R] [--json]
+        [--initial-state OK|ALARM|INSUFFICIENT_DATA] [--evaluation-range R] [--publish-lag S] [--json]
 
 ALARM.json is a PutMetricAlarm request as ``aws cloudwatch put-metric-alarm
 --cli-input-json`` takes it. POINTS.json is a JSON object keyed by metric name
 (single-metric alarm) or by MetricStat id (math alarm), each a list of
 MetricDatum objects (``Timestamp`` plus ``Value``, ``Values``/``Counts`` or
-``StatisticValues``). T is ISO 8601 or epoch seconds.
+``StatisticValues``). T is ISO 8601 or epoch seconds. ``EvaluationInterval``, as DescribeAlarms
+reports it, sets how often the alarm is evaluated.
+
+Publishing lag (`alarms.publish_lag`): the datapoints are what rollguard publishes, and a datum
+reaches CloudWatch S seconds after the end of the minute it is stamped in (default 70: with the
+default 60 s tick a minute's counts wait up to one tick for the next publish, plus 10 s to be sent
+and stored). The evaluation at T sees only the datums arrived by then. ``--publish-lag 0``: data
+already in CloudWatch.
 
 Exit codes: 0 the state was computed, 2 bad arguments or input files (one
 line on stderr naming the file and what is wrong).
@@ -33,8 +40,10 @@ from alarms.evaluator import (
     parse_datapoints,
     parse_time,
 )
+from alarms.publish_lag import arriving, minute_end, publish_lag_s
 
 PROG = "rollguard alarms simulate"
+DEFAULT_TICK_S = 60.0  # ROLLGUARD_TICK_SECONDS's default
 
 
 class UsageError(Exception):
@@ -62,6 +71,14 @@ def _parser() -> _Parser:
         type=int,
         default=None,
         help="periods CloudWatch looks back when data is missing (default: EvaluationPeriods + 2)",
+    )
+    parser.add_argument(
+        "--publish-lag",
+        type=float,
+        default=publish_lag_s(DEFAULT_TICK_S),
+        metavar="S",
+        help="seconds after the end of its minute a datum reaches CloudWatch (default: %(default)g, rollguard's "
+             "worst case with a 60 s tick; 0 for data already in CloudWatch)",
     )
     parser.add_argument("--json", action="store_true", help="print {state, reason, evaluated} as JSON")
     return parser
@@ -129,11 +146,12 @@ def _check_metric_names(path: Path, raw: Mapping[str, Any], alarm: Alarm) -> Non
                 )
 
 
-def render_text(evaluation: Evaluation, alarm: Alarm) -> str:
-    """The human form: state, reason, and the evaluation range newest first."""
+def render_text(evaluation: Evaluation, alarm: Alarm, publish_lag: float = 0.0) -> str:
+    """The human form: state, reason, the publishing lag modelled, and the evaluation range newest first."""
     lines = [
         f"{alarm.name}: {evaluation.state.value} at {format_time(evaluation.at)}",
         evaluation.reason,
+        f"(each datum taken to reach CloudWatch {publish_lag:g} s after the end of its minute: --publish-lag)",
         "",
         f"{'period start':<22}{'value':>16}  breaching  evaluated",
     ]
@@ -159,8 +177,13 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             at = parse_time(args.at)
         except ValueError as exc:
             raise UsageError(f"--at: {exc}") from None
+        if not args.publish_lag >= 0:
+            raise UsageError(f"--publish-lag: must be a number of seconds >= 0, got {args.publish_lag:g}")
         alarm = load_alarm(args.alarm)
-        data = load_datapoints(args.datapoints, alarm)
+        data = {
+            key: tuple(arriving(d, minute_end(d), args.publish_lag) for d in items)
+            for key, items in load_datapoints(args.datapoints, alarm).items()
+        }
         try:
             evaluation = evaluate(alarm, data, at, State(args.initial_state), args.evaluation_range)
         except AlarmConfigError as exc:
@@ -171,7 +194,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     if args.json:
         print(json.dumps(evaluation.to_json(), indent=2), file=out)
     else:
-        print(render_text(evaluation, alarm), file=out)
+        print(render_text(evaluation, alarm, args.publish_lag), file=out)
     return 0
 
 

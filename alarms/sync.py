@@ -13,11 +13,22 @@ compared: PutMetricAlarm ignores tags on update.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from alarms.spec import NAME_PREFIX, OWNER_TAG, OWNER_VALUE, SPEC_TAG, SpecFile, expand, to_put_metric_alarm
+from alarms.spec import (
+    NAME_PREFIX,
+    OWNER_TAG,
+    OWNER_VALUE,
+    SPEC_TAG,
+    SpecFile,
+    check_put_metric_alarm,
+    expand,
+    to_put_metric_alarm,
+)
+from pipelines import cloudwatch_rules as rules
 
 Action = Literal["create", "update", "delete", "unchanged", "conflict"]
 
@@ -66,11 +77,31 @@ class Change:
 
 
 class SyncError(RuntimeError):
-    """Apply refused to start (conflicts) or CloudWatch refused a call; ``changes`` is the plan."""
+    """Apply refused to start (conflicts, requests CloudWatch would refuse); ``changes`` is the plan."""
 
     def __init__(self, message: str, changes: Sequence[Change] = ()) -> None:
         super().__init__(message)
         self.changes = tuple(changes)
+
+
+class PartialApplyError(SyncError):
+    """A PutMetricAlarm or DeleteAlarms call failed mid-way: ``applied`` were made, ``not_applied``
+    (``failed``, the changes of that call, first, then every later one) were not; ``cause`` is
+    what the call raised."""
+
+    def __init__(self, failed: Sequence[Change], cause: BaseException, applied: Sequence[Change],
+                 not_applied: Sequence[Change]) -> None:
+        operation = "DeleteAlarms" if failed[0].action == "delete" else "PutMetricAlarm"
+        more = f" (and {len(failed) - 1} more in the same call)" if len(failed) > 1 else ""
+        #: which call failed, for people: ``PutMetricAlarm failed for rollguard-...``
+        self.what = f"{operation} failed for {failed[0].alarm_name}{more}"
+        super().__init__(f"{self.what} after {len(applied)} of {len(applied) + len(not_applied)} changes",
+                         (*applied, *not_applied))
+        self.operation = operation
+        self.failed = tuple(failed)
+        self.cause = cause
+        self.applied = tuple(applied)
+        self.not_applied = tuple(not_applied)
 
 
 def _show(value: object) -> str:
@@ -115,6 +146,9 @@ def comparable(alarm: Mapping[str, Any]) -> dict[str, object]:
     put("TreatMissingData", alarm.get("TreatMissingData") or "missing")
     put("EvaluateLowSampleCountPercentile", alarm.get("EvaluateLowSampleCountPercentile"))
     put("ThresholdMetricId", alarm.get("ThresholdMetricId"))
+    put("EvaluationInterval", _evaluation_interval(alarm))
+    if alarm.get("EvaluationCriteria"):  # a PromQL alarm: never rollguard's, so always a difference
+        put("EvaluationCriteria", json.dumps(alarm["EvaluationCriteria"], sort_keys=True, default=str))
     for key in ("Namespace", "MetricName", "Statistic", "ExtendedStatistic", "Unit"):
         put(key, alarm.get(key))
     put("Period", _int(alarm.get("Period")))
@@ -136,6 +170,20 @@ def comparable(alarm: Mapping[str, Any]) -> dict[str, object]:
             put(f"{prefix}.Stat", stat.get("Stat"))
             put(f"{prefix}.Unit", stat.get("Unit"))
     return out
+
+
+def _evaluation_interval(alarm: Mapping[str, Any]) -> int | None:
+    """EvaluationInterval as DescribeAlarms reports it, else what CloudWatch uses for the alarm's
+    period (the metric alarms rollguard puts never set it), so the echo is not a change."""
+    given = _int(alarm.get("EvaluationInterval"))
+    if given is not None:
+        return given
+    periods = [_int(alarm.get("Period"))] + [
+        _int((q.get("MetricStat") or {}).get("Period")) for q in alarm.get("Metrics") or ()
+    ]
+    period = next((p for p in periods if p), None)
+    n = _int(alarm.get("EvaluationPeriods"))
+    return None if period is None or n is None else rules.evaluation_interval(period, n)
 
 
 def _int(value: object) -> int | None:
@@ -248,26 +296,42 @@ def apply(
     """Make CloudWatch match the spec; returns the changes made (creates, updates, deletes).
 
     Idempotent: a second call makes no change. Raises SyncError, before changing anything,
-    when the plan has conflicts. Puts run before deletes, so a renamed alarm exists under its
-    new name before the old one goes. ``changes`` may pass a plan just shown to a person.
+    when the plan has conflicts or any request fails :func:`check_put_metric_alarm`. Puts run
+    before deletes, so a renamed alarm exists under its new name before the old one goes.
+    Raises PartialApplyError, saying what was and was not applied, when a call fails mid-way.
+    ``changes`` may pass a plan just shown to a person.
     """
     todo = list(plan(spec, client, namespace) if changes is None else changes)
     conflicts = [c for c in todo if c.action == "conflict"]
     if conflicts:
         lines = "; ".join(f"{c.alarm_name}: {c.detail}" for c in conflicts)
         raise SyncError(f"{len(conflicts)} conflict(s), nothing changed: {lines}", todo)
-    done: list[Change] = []
-    for change in todo:
-        if change.action in ("create", "update") and change.request is not None:
-            request = dict(change.request)
-            if change.action == "update":
-                # AWS ignores Tags on update anyway; leaving them out keeps moto (which merges them) honest
-                request.pop("Tags", None)
-            client.put_metric_alarm(**request)
-            done.append(change)
+    puts = [(c, _put_request(c)) for c in todo if c.action in ("create", "update") and c.request is not None]
+    refused = [f"{c.alarm_name}: {'; '.join(problems)}" for c, r in puts if (problems := check_put_metric_alarm(r))]
+    if refused:
+        raise SyncError(f"{len(refused)} alarm(s) CloudWatch would refuse, nothing changed: {'; '.join(refused)}", todo)
     deletes = [c for c in todo if c.action == "delete"]
+    pending = [c for c, _ in puts] + deletes
+    done: list[Change] = []  # always a prefix of pending, so pending[len(done):] was not applied
+    for change, request in puts:
+        try:
+            client.put_metric_alarm(**request)
+        except Exception as exc:  # whatever boto3 raises: say exactly where CloudWatch now stands
+            raise PartialApplyError([change], exc, done, pending[len(done) :]) from exc
+        done.append(change)
     for i in range(0, len(deletes), _DELETE_BATCH):
         batch = deletes[i : i + _DELETE_BATCH]
-        client.delete_alarms(AlarmNames=[c.alarm_name for c in batch])
+        try:
+            client.delete_alarms(AlarmNames=[c.alarm_name for c in batch])
+        except Exception as exc:  # a failed DeleteAlarms deletes none of its alarms
+            raise PartialApplyError(batch, exc, done, pending[len(done) :]) from exc
         done.extend(batch)
     return done
+
+
+def _put_request(change: Change) -> dict[str, Any]:
+    request = dict(change.request or {})
+    if change.action == "update":
+        # AWS ignores Tags on update anyway; leaving them out keeps moto (which merges them) honest
+        request.pop("Tags", None)
+    return request

@@ -58,7 +58,7 @@ class Aggregator:
             if name in metrics.WINDOW_ONLY:
                 continue
             ts = max(tick, oldest)
-            for dims in dimension_sets(series):
+            for dims in dimension_sets(series, segments=name not in metrics.NOT_PER_SEGMENT):
                 key = (name, dims, ts)
                 sums[key] = sums.get(key, 0) + value
         hists: dict[tuple[Dimensions, int], dict[float, int]] = {}

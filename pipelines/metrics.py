@@ -44,6 +44,10 @@ COUNT_IDS: dict[str, str] = {
     "evicted": EVICTED,
 }
 COUNTS: tuple[str, ...] = tuple(COUNT_IDS.values())
+#: counts of the join's health, published per variant (and model version) but not per segment:
+#: why captures went unlabelled is no property of a merchant category, and segment copies are
+#: most of the metric bill (label coverage per segment is labeled/invocations, both per segment)
+NOT_PER_SEGMENT: frozenset[str] = frozenset({EXPIRED, EVICTED})
 
 #: (joined prediction, label) -> the outcome count it feeds
 OUTCOMES: dict[tuple[int, int], str] = {
@@ -53,7 +57,8 @@ OUTCOMES: dict[tuple[int, int], str] = {
 # -- liveness -------------------------------------------------------------------------------
 #: 1 from every instance every tick while it is ready (consuming, checkpointing, publishing),
 #: whatever the traffic; no dimensions, so its Sum is the number of live instances. A fail-safe
-#: alarm goes to ALARM when it stops arriving.
+#: alarm goes to ALARM when it stops arriving. Stamped per completed tick bucket, not with the
+#: tick's own time: see `pipelines.heartbeat`.
 HEARTBEAT = "Heartbeat"
 
 # -- counters the sliding window keeps but rollguard never publishes -----------------------

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from pipelines import cloudwatch_rules
 from pipelines.records import BadRecord, Capture, Label, Source
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -53,7 +54,7 @@ class ParseLimits:
     """What counts as bad input, as a frozen policy (SPEC.md "Bad input")."""
 
     max_bytes: int = 1_048_576
-    max_future_ms: int = 7_200_000
+    max_future_ms: int = cloudwatch_rules.MAX_FUTURE_MS  # the publisher sends everything up to it
 
 
 class _Bad(Exception):
@@ -176,8 +177,8 @@ def parse_timestamp(value: str | int | float, field: str = "timestamp") -> int:
 
 def _check_time(ts_ms: int, now_ms: int, limits: ParseLimits, field: str = "timestamp") -> int:
     if ts_ms > now_ms + limits.max_future_ms:
-        ahead = (ts_ms - now_ms) / 3_600_000
-        raise _Bad(FUTURE_TIMESTAMP, f"{field} is {ahead:.1f} h in the future (limit {limits.max_future_ms / 3_600_000:g} h)")
+        ahead = (ts_ms - now_ms) / 60_000
+        raise _Bad(FUTURE_TIMESTAMP, f"{field} is {ahead:.0f} min in the future (limit {limits.max_future_ms / 60_000:g} min)")
     return ts_ms
 
 
@@ -285,7 +286,7 @@ def _predict(prediction: int | None, score: float | None, threshold: float) -> i
 def _dimension(value: str, field: str) -> str:
     """Endpoint, variant and model version become CloudWatch dimension values, which must be
     printable ASCII and not blank; one refused value would cost a whole PutMetricData request."""
-    if not value.strip() or not value.isascii() or not value.isprintable() or len(value) > MAX_NAME_CHARS:
+    if not cloudwatch_rules.dimension_text(value) or len(value) > MAX_NAME_CHARS:
         raise _Bad(INVALID_DIMENSION, f"{field} {value[:40]!r} must be 1..{MAX_NAME_CHARS} characters of printable "
                                       "ASCII, not blank (it becomes a CloudWatch dimension value)")
     return value

@@ -42,6 +42,8 @@ class PipelineConfig:
     limits: ParseLimits = ParseLimits()
     score_threshold: float = 0.5
     score_thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: the window (gauges) keeps segment copies too; the counts always have them
+    segment_gauges: bool = False
 
     def threshold(self, endpoint: str) -> float:
         return self.score_thresholds.get(endpoint, self.score_threshold)
@@ -72,10 +74,10 @@ class PartitionPipeline:
         self.bad_records: Counter[str] = Counter()
         self._dims: dict[Series, list[Dimensions]] = {}
 
-    def _dimension_sets(self, series: Series) -> list[Dimensions]:
+    def _window_dimension_sets(self, series: Series) -> list[Dimensions]:
         dims = self._dims.get(series)
         if dims is None:
-            dims = self._dims[series] = dimension_sets(series)
+            dims = self._dims[series] = dimension_sets(series, segments=self.config.segment_gauges)
         return dims
 
     # Sink for the join: counts go to this partition's aggregator and to the shared window,
@@ -83,7 +85,7 @@ class PartitionPipeline:
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
         self.aggregator.count(series, ts_ms, name, delta)
         if self.window is not None:
-            for dims in self._dimension_sets(series):
+            for dims in self._window_dimension_sets(series):
                 self.window.add(dims, ts_ms, name, delta)
 
     def submit(
@@ -142,7 +144,7 @@ class PartitionPipeline:
         if cap.latency_ms is not None:
             self.aggregator.latency(series, ts, cap.latency_ms)
             if self.window is not None:
-                for dims in self._dimension_sets(series):
+                for dims in self._window_dimension_sets(series):
                     self.window.add_latency(dims, ts, cap.latency_ms)
 
     def tick(self, now_ms: int) -> list[Datum]:

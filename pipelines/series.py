@@ -1,6 +1,7 @@
 """Series: the dimension sets counts are kept under, and the segment cardinality cap."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipelines import metrics
@@ -19,21 +20,26 @@ def endpoint_series(endpoint: str | None) -> Series:
     return (endpoint or UNKNOWN_ENDPOINT, None, None, ())
 
 
-def dimension_sets(series: Series) -> list[Dimensions]:
-    """Every dimension set a count is published under (SPEC.md "Metrics").
+def dimension_sets(series: Series, segments: bool = True) -> list[Dimensions]:
+    """Every dimension set a count is published under (SPEC.md "Metrics"); only the first two
+    with ``segments=False``.
 
-    (EndpointName, VariantName) always, so an all-traffic alarm sees the whole variant;
-    the same plus ModelVersion when known, so an alarm can watch the new fleet only; and
-    one copy of each per segment attribute.
+    (EndpointName, VariantName) always, so an all-traffic alarm sees the whole variant; the
+    same plus ModelVersion when known, so an alarm can watch the new fleet only; and one copy
+    per segment attribute under the most specific of those only (with ModelVersion when
+    known): segment copies are most of the metric bill, a segment alarm on the new fleet needs
+    ModelVersion, and a second copy without it would double them.
     """
-    endpoint, variant, model_version, segments = series
+    endpoint, variant, model_version, attributes = series
     base: Dimensions = ((metrics.ENDPOINT_NAME, endpoint),)
     if variant is not None:
         base += ((metrics.VARIANT_NAME, variant),)
     bases = [base]
     if model_version is not None:
         bases.append(base + ((metrics.MODEL_VERSION, model_version),))
-    return bases + [b + (segment,) for segment in segments for b in bases]
+    if not segments:
+        return bases
+    return bases + [bases[-1] + (segment,) for segment in attributes]
 
 
 BLANK = "__blank__"
@@ -56,13 +62,20 @@ def dimension_value(value: str) -> str:
 
 
 class SegmentCap:
-    """Maps capture attributes to segment values: allow-listed attributes only, at most
-    `cap` distinct values per attribute (first come, first admitted), the rest `__other__`."""
+    """Maps capture attributes to segment values: configured attributes only, each value either
+    in the attribute's allow-list (`allowed`: the same mapping on every instance and across
+    restarts) or, for an attribute without one, among the first `cap` distinct values seen
+    (first come, first admitted: per instance, so kept in checkpoints); the rest `__other__`."""
 
-    def __init__(self, attributes: tuple[str, ...] = (), cap: int = 50) -> None:
+    def __init__(self, attributes: tuple[str, ...] = (), cap: int = 50,
+                 allowed: Mapping[str, Iterable[str]] | None = None) -> None:
         self.attributes = frozenset(attributes)
         self.cap = cap
-        self._admitted: dict[str, set[str]] = {a: set() for a in attributes}
+        allowed = allowed or {}
+        # values as published, so `café` in a list matches the capture's `café`
+        self.allowed: dict[str, frozenset[str]] = {
+            a: frozenset(dimension_value(v) for v in allowed[a]) for a in attributes if a in allowed}
+        self._admitted: dict[str, set[str]] = {a: set() for a in attributes if a not in self.allowed}
         self.overflowed = 0  # values mapped to __other__, for /metrics
 
     def map(self, attributes: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -70,6 +83,14 @@ class SegmentCap:
             return ()
         out = []
         for name, raw in attributes:
+            listed = self.allowed.get(name)
+            if listed is not None:
+                value = dimension_value(raw)
+                if value not in listed and value != OTHER:
+                    self.overflowed += 1
+                    value = OTHER
+                out.append((name, value))
+                continue
             admitted = self._admitted.get(name)
             if admitted is None:
                 continue
@@ -84,17 +105,17 @@ class SegmentCap:
         return tuple(out)
 
     def snapshot(self) -> dict[str, list[str]]:
+        """The first-come attributes' admitted values (allow-listed ones come from settings)."""
         return {name: sorted(values) for name, values in self._admitted.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
-        """Merge admitted values from a checkpoint (up to the cap)."""
+        """Re-admit the values a checkpoint lists, all of them: a value admitted once keeps its own
+        series after a restart (its pending joins and window already carry it). Partitions
+        checkpointed together list the same set; the cap then bounds only new admissions."""
         for name, values in data.items():
             admitted = self._admitted.get(name)
-            if admitted is None:
-                continue
-            for value in values:
-                if len(admitted) < self.cap:
-                    admitted.add(value)
+            if admitted is not None:
+                admitted.update(values)
 
 
 class SeriesRegistry:

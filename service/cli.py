@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alarms": ("alarms", "alarms plan|apply|simulate"),
     "guardrail": ("guardrail", "print or send the UpdateEndpoint DeploymentConfig"),
     "backtest": ("backtest", "replay stored messages and evaluate an alarm spec"),
+    "cost": ("cost", "CloudWatch metric count and monthly estimate of the settings and spec"),
 }
 
 

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipelines import metrics
 from pipelines.datum import Datum
+from pipelines.heartbeat import heartbeat_stamps
 from pipelines.join import JoinPolicy
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
@@ -72,7 +74,14 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         limits=ParseLimits(max_bytes=settings.max_record_bytes, max_future_ms=settings.max_future_seconds * 1000),
         score_threshold=settings.score_threshold,
         score_thresholds=dict(settings.score_thresholds),
+        segment_gauges=settings.segment_gauges,
     )
+
+
+def segment_cap(settings: Settings, extra_attributes: tuple[str, ...] = ()) -> SegmentCap:
+    """The segment mapping the settings describe: allow-listed values, else first come."""
+    return SegmentCap(settings.segment_attributes + extra_attributes, settings.segment_cardinality_cap,
+                      settings.segment_values)
 
 
 @dataclass
@@ -120,7 +129,7 @@ class Daemon:
         self.publisher = publisher
         self.store = store
         self.clock = clock or SystemClock()
-        self.segments = SegmentCap(settings.segment_attributes, settings.segment_cardinality_cap)
+        self.segments = segment_cap(settings)
         self.names = NameCap(settings.endpoints, settings.max_endpoints, settings.max_variants, settings.max_model_versions)
         self._window_ms = int(settings.window_seconds * 1000)
         self.slots: dict[int, Slot] = {}
@@ -137,6 +146,7 @@ class Daemon:
         self.consumer_stall: str | None = None  # why the broker seems unreachable
         self._assigned_ms = 0
         self._status: dict[str, Any] | None = None  # taken at tick time, served to readers
+        self._heartbeat_ms: int | None = None  # when the last heartbeat went out (None: not since ready)
 
     # -- partition ownership ----------------------------------------------------------------
     def _checkpoint_name(self, partition: int) -> str:
@@ -270,8 +280,25 @@ class Daemon:
     def tick(self) -> None:
         with self.lock:
             self._tick(sorted(self.slots))
+            self._heartbeat()
             self.tick_due.clear()
         self._commit()
+
+    def _heartbeat(self) -> None:
+        """Tell CloudWatch this instance is alive, whatever the traffic, while it is ready: a
+        fail-safe alarm on `Heartbeat` goes to ALARM when every instance stops. One datum per
+        tick bucket this tick completed (`pipelines.heartbeat`: its counts are drained), so its
+        Sum per period is the number of live instances. Its own batch, not part of the exact
+        counts (like the gauges); after a spell of not being ready, only the newest bucket."""
+        now = self.clock.now_ms()
+        if not self.readiness()[0]:
+            self._heartbeat_ms = None
+            return
+        stamps = heartbeat_stamps(self._heartbeat_ms, now, self.config.tick_ms)
+        self._heartbeat_ms = now
+        if stamps:
+            beats = [Datum(metrics.HEARTBEAT, (), ts, metrics.COUNT_UNIT, 1.0) for ts in stamps]
+            self.publisher.enqueue(f"heartbeat-{now}-{self._tick_seq}", beats)
 
     def _tick(self, partitions: list[int], commit: bool = True) -> None:
         now = self.clock.now_ms()

@@ -15,7 +15,11 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
+from pipelines import cloudwatch_rules
+
 ENV_PREFIX = "ROLLGUARD_"
+#: the parser's and the publisher's one limit on future timestamps (pipelines.cloudwatch_rules)
+MAX_FUTURE_SECONDS = cloudwatch_rules.MAX_FUTURE_MS // 1000
 CONFIG_FILE_ENV = "ROLLGUARD_CONFIG_FILE"
 
 
@@ -129,13 +133,22 @@ class Settings(BaseSettings):
     score_thresholds: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     segment_attributes: Annotated[tuple[str, ...], NoDecode] = ()
     segment_cardinality_cap: int = Field(50, ge=1, le=1000)
+    # the values of each attribute that become dimension values, the same on every instance and
+    # across restarts ("attr=v1|v2;attr2=v3"); any other value is __other__
+    segment_values: Annotated[dict[str, tuple[str, ...]], NoDecode] = Field(default_factory=dict)
+    # attributes without a value list admit their first segment_cardinality_cap values (per
+    # instance, checkpointed): a single-instance mode, so it must be asked for
+    segment_first_come: bool = False
+    # sliding-window gauges per segment too (12 more metrics per segment value): off, the
+    # segment counts give every rate by metric math
+    segment_gauges: bool = False
     state_dir: str = "./state"
     http_addr: str = "127.0.0.1:8787"
     # bearer token for /v1/status and /metrics; repr=False keeps it out of logged settings
     http_token: str | None = Field(None, repr=False)
     http_token_file: str | None = None
     max_record_bytes: int = Field(1_048_576, gt=0)
-    max_future_seconds: int = Field(7200, ge=0)
+    max_future_seconds: int = Field(MAX_FUTURE_SECONDS, ge=0, le=MAX_FUTURE_SECONDS)
     max_pending_captures: int = Field(5_000_000, gt=0)
     max_buffered_datums: int = Field(2_000_000, gt=0)
     # names that become dimensions: an allow-list of endpoints (the same on every instance), else
@@ -340,6 +353,39 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(a.strip() for a in v.split(",") if a.strip())
         return v
+
+    @field_validator("segment_values", mode="before")
+    @classmethod
+    def _segment_values(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            out: dict[str, tuple[str, ...]] = {}
+            for item in filter(None, (p.strip() for p in v.split(";"))):
+                name, sep, values = item.partition("=")
+                listed = tuple(x.strip() for x in values.split("|") if x.strip())
+                if not sep or not name.strip() or not listed:
+                    raise ValueError("must be attribute=value|value|...;attribute=value|..., "
+                                     "e.g. merchant_category=5411|5812;country=de|fr")
+                out[name.strip()] = listed
+            return out
+        return v
+
+    @model_validator(mode="after")
+    def _segment_mapping(self) -> "Settings":
+        # the mapping of values to dimensions must be the same on every instance: listed values,
+        # or first come on purpose (one instance)
+        for name, values in self.segment_values.items():
+            if name not in self.segment_attributes:
+                raise ValueError(f"ROLLGUARD_SEGMENT_VALUES lists values of {name!r}, which is not in "
+                                 "ROLLGUARD_SEGMENT_ATTRIBUTES")
+            if len(set(values)) > self.segment_cardinality_cap:
+                raise ValueError(f"ROLLGUARD_SEGMENT_VALUES lists {len(set(values))} values of {name!r}, more than "
+                                 f"ROLLGUARD_SEGMENT_CARDINALITY_CAP={self.segment_cardinality_cap}")
+        unlisted = [a for a in self.segment_attributes if a not in self.segment_values]
+        if unlisted and not self.segment_first_come:
+            raise ValueError(f"segment attribute {unlisted[0]!r} (ROLLGUARD_SEGMENT_ATTRIBUTES) needs its values in "
+                             f"ROLLGUARD_SEGMENT_VALUES (e.g. {unlisted[0]}=a|b|c), or ROLLGUARD_SEGMENT_FIRST_COME=true "
+                             "to admit the first values seen (one instance only)")
+        return self
 
     @field_validator("http_addr")
     @classmethod

@@ -14,6 +14,10 @@ Rules implemented (CloudWatch user guide, "Using Amazon CloudWatch alarms", sect
   is 5 minutes and Evaluation Periods is 1, then at the end of minute 5 the alarm evaluates
   based on data from minutes 1 to 5. Then at the end of minute 6 ... minutes 2 to 6."
   A datapoint is labelled with the start of its window, as CloudWatch's state reasons do.
+- **Arrival.** A datum counts from the moment CloudWatch has it (``Datum.arrival``, None: already
+  there): an evaluation sees only what has arrived by its instant, so late data leaves the newest
+  periods missing or incomplete (``alarms.publish_lag`` models rollguard's publishing). ``settled``
+  evaluates as if everything had arrived.
 - **Period aggregation.** Raw data (``Value``, ``Values``/``Counts``, ``StatisticValues``) is
   first rolled up to its storage resolution (1 minute unless ``StorageResolution`` is 1), then
   each window gets SampleCount, Sum, Average, Minimum, Maximum and percentiles. Percentiles
@@ -69,6 +73,7 @@ from alarms.evaluator.evaluation import (
     decide,
     default_evaluation_range,
     evaluate,
+    evaluation_range_for,
     timeline,
 )
 from alarms.evaluator.period_stats import PeriodStats, aggregate, aggregate_periods, percentile, percentile_of
@@ -95,6 +100,7 @@ __all__ = [
     "decide",
     "default_evaluation_range",
     "evaluate",
+    "evaluation_range_for",
     "format_time",
     "parse_datapoints",
     "parse_time",

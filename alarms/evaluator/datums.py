@@ -31,7 +31,9 @@ class StatisticSet:
 class Datum:
     """One MetricDatum: values with counts (``Value`` is one value, count 1) or a statistic set.
 
-    ``timestamp`` is epoch seconds; ``storage_resolution`` is 1 (high resolution) or 60.
+    ``timestamp`` is epoch seconds; ``storage_resolution`` is 1 (high resolution) or 60;
+    ``arrival`` is when CloudWatch has it (epoch seconds): an evaluation before then does not
+    see it (the publishing lag); None means it is already there.
     """
 
     timestamp: float
@@ -39,6 +41,7 @@ class Datum:
     counts: tuple[float, ...] = ()
     statistics: StatisticSet | None = None
     storage_resolution: int = 60
+    arrival: float | None = None
 
     @property
     def stored_at(self) -> int:

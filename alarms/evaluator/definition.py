@@ -59,6 +59,7 @@ class Alarm:
     return_id: str = ""
     evaluate_low_sample_count_percentile: Literal["evaluate", "ignore"] = "evaluate"
     is_math: bool = False  # defined with a Metrics array: data keyed by MetricStat id
+    evaluation_interval: int | None = None  # EvaluationInterval as DescribeAlarms reports it
 
     @property
     def data_keys(self) -> tuple[str, ...]:
@@ -67,12 +68,11 @@ class Alarm:
 
     @property
     def cadence(self) -> int:
-        """Seconds between evaluations (CloudWatch: 10 s high-res, hourly multi-day, else 60 s)."""
-        if self.period < 60:
-            return 10
-        if self.period * self.evaluation_periods > rules.ONE_DAY_S:
-            return 3600
-        return 60
+        """Seconds between evaluations: EvaluationInterval when given, else CloudWatch's
+        (10 s high resolution, hourly over more than a day, else 60 s)."""
+        if self.evaluation_interval is not None:
+            return self.evaluation_interval
+        return rules.evaluation_interval(self.period, self.evaluation_periods)
 
     def breaches(self, value: float) -> bool:
         return COMPARISONS[self.comparison][1](value, self.threshold)
@@ -88,6 +88,13 @@ class Alarm:
 
 
 def _build_alarm(req: PutMetricAlarmIn) -> Alarm:
+    if req.EvaluationCriteria is not None:
+        raise AlarmConfigError(
+            "EvaluationCriteria: PromQL alarms are valid in CloudWatch but not simulated here; "
+            "use MetricName or Metrics"
+        )
+    if req.EvaluationInterval is not None:
+        _check_period(req.EvaluationInterval, "EvaluationInterval")
     if req.ThresholdMetricId is not None or req.ComparisonOperator in rules.ANOMALY_COMPARISON_OPERATORS:
         raise AlarmConfigError(
             f"ComparisonOperator {req.ComparisonOperator} / ThresholdMetricId: anomaly-detection alarms are "
@@ -136,6 +143,7 @@ def _build_alarm(req: PutMetricAlarmIn) -> Alarm:
         return_id=return_id,
         evaluate_low_sample_count_percentile=low_sample,  # type: ignore[arg-type]  # checked above
         is_math=req.Metrics is not None,
+        evaluation_interval=req.EvaluationInterval,
     )
 
 

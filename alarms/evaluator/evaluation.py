@@ -14,6 +14,7 @@ from alarms.evaluator.definition import COMPARISONS, Alarm, AlarmConfigError, Tr
 from alarms.evaluator.period_stats import Index, percentile_of
 from alarms.evaluator.timestamps import format_time, parse_time
 from alarms.metric_math import Series, resolve
+from pipelines import cloudwatch_rules as rules
 
 
 class State(str, Enum):
@@ -138,7 +139,12 @@ Data = Mapping[str, Sequence[Datum]]
 
 def default_evaluation_range(alarm: Alarm) -> int:
     """N + 2: the documented examples (N = 3, range 5); AWS does not publish the exact rule."""
-    return alarm.evaluation_periods + 2
+    return evaluation_range_for(alarm.evaluation_periods)
+
+
+def evaluation_range_for(evaluation_periods: int) -> int:
+    """The evaluation range of an alarm with ``evaluation_periods`` (see :func:`default_evaluation_range`)."""
+    return evaluation_periods + 2
 
 
 def evaluate(
@@ -147,14 +153,17 @@ def evaluate(
     at: float | datetime | str,
     initial_state: State = State.INSUFFICIENT_DATA,
     evaluation_range: int | None = None,
+    settled: bool = False,
 ) -> Evaluation:
     """The alarm's state when CloudWatch evaluates it at ``at``, starting from ``initial_state``.
 
     ``datapoints`` is keyed by metric name (single-metric alarm) or MetricStat id (math alarm);
-    a missing key means no data. Raises AlarmConfigError for a bad ``evaluation_range``.
+    a missing key means no data. Only datums that have arrived by the evaluation instant count
+    (:attr:`Datum.arrival`); ``settled`` counts every datum, as a later look at the same
+    periods would. Raises AlarmConfigError for a bad ``evaluation_range``.
     """
     indexes = _indexes(alarm, datapoints)
-    return _evaluate(alarm, indexes, parse_time(at), initial_state, _range(alarm, evaluation_range))
+    return _evaluate(alarm, indexes, parse_time(at), initial_state, _range(alarm, evaluation_range), settled)
 
 
 def timeline(
@@ -169,6 +178,7 @@ def timeline(
     """Evaluate at every CloudWatch evaluation instant in [start, end]; return the state changes.
 
     ``step`` defaults to the alarm's cadence (60 s, 10 s for high resolution, 3600 s multi-day).
+    Each evaluation sees the datums arrived by then, as :func:`evaluate` does.
     """
     cadence = step if step is not None else alarm.cadence
     if cadence <= 0:
@@ -201,10 +211,12 @@ def _indexes(alarm: Alarm, datapoints: Data) -> dict[str, Index]:
     return {key: Index(datapoints.get(key, ())) for key in alarm.data_keys}
 
 
-def _evaluate(alarm: Alarm, indexes: Mapping[str, Index], at: float, current: State, size: int) -> Evaluation:
+def _evaluate(
+    alarm: Alarm, indexes: Mapping[str, Index], at: float, current: State, size: int, settled: bool = False,
+) -> Evaluation:
     end = int(at // alarm.cadence * alarm.cadence)
     starts = [end - k * alarm.period for k in range(size, 0, -1)]
-    values, samples = _window_values(alarm, indexes, starts)
+    values, samples = _window_values(alarm, indexes, starts, None if settled else end)
     points: list[Point] = [None if v is None else alarm.breaches(v) for v in values]
     decision = decide(points, alarm.evaluation_periods, alarm.datapoints_to_alarm, alarm.treat_missing_data, current)
     periods = tuple(
@@ -219,16 +231,17 @@ def _evaluate(alarm: Alarm, indexes: Mapping[str, Index], at: float, current: St
 
 
 def _window_values(
-    alarm: Alarm, indexes: Mapping[str, Index], starts: Sequence[int]
+    alarm: Alarm, indexes: Mapping[str, Index], starts: Sequence[int], seen_at: float | None
 ) -> tuple[list[float | None], list[float | None]]:
-    """The alarm's value per window (None where missing) and, for single metrics, sample counts."""
+    """The alarm's value per window (None where missing) and, for single metrics, sample counts,
+    from the datums arrived by ``seen_at`` (None: all)."""
     per_metric: dict[str, Series] = {}
     samples: list[float | None] = [None] * len(starts)
     for metric in alarm.metrics:
         index = indexes[metric.key]
         points: dict[int, float] = {}
         for i, start in enumerate(starts):
-            stats = index.window(start, start + alarm.period)
+            stats = index.window(start, start + alarm.period, seen_at)
             if stats is None:
                 continue
             value = stats.statistic(metric.stat)
@@ -251,14 +264,8 @@ def _low_sample(alarm: Alarm, samples: Sequence[float | None]) -> str | None:
     if alarm.evaluate_low_sample_count_percentile != "ignore" or alarm.is_math:
         return None
     q = percentile_of(alarm.metrics[0].stat)
-    if q is None:
-        return None
-    p = q / 100.0
-    if 0.5 <= p < 1.0:
-        needed = 10.0 / (1.0 - p)
-    elif 0.0 < p < 0.5:
-        needed = 10.0 / p
-    else:
+    needed = None if q is None else rules.percentile_min_samples(q)
+    if needed is None:
         return None
     for count in samples:
         if count is not None and count < needed:

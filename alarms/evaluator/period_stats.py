@@ -124,7 +124,11 @@ class Index:
         self.data = ordered
         self.stamps = [d.stored_at for d in ordered]
 
-    def window(self, start: int, end: int) -> PeriodStats | None:
+    def window(self, start: int, end: int, seen_at: float | None = None) -> PeriodStats | None:
+        """The statistics of ``[start, end)``, from the datums that arrived by ``seen_at`` (None: all)."""
         lo = bisect.bisect_left(self.stamps, start)
         hi = bisect.bisect_left(self.stamps, end)
-        return aggregate(self.data[lo:hi])
+        data = self.data[lo:hi]
+        if seen_at is not None:
+            data = [d for d in data if d.arrival is None or d.arrival <= seen_at]
+        return aggregate(data)

@@ -2,7 +2,7 @@
 boundary where simulated input is validated as CloudWatch would."""
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -86,6 +86,8 @@ class PutMetricAlarmIn(Boundary):
     Metrics: list[QueryIn] | None = None
     Tags: list[TagIn] | None = None
     ThresholdMetricId: str | None = None
+    EvaluationCriteria: dict[str, Any] | None = None  # PromQL alarms: refused as not simulated
+    EvaluationInterval: int | None = None
 
 
 def first_error(error: ValidationError) -> str:

@@ -5,7 +5,7 @@ A spec is YAML (``.yaml``/``.yml``) or TOML (``.toml``); both carry the same sha
     version: 1                      # optional, the only format so far
     name: fraud                     # the spec's name: tag rollguard:spec=<name>; [A-Za-z0-9_.-]{1,64}
     defaults:                       # optional; any alarm key below except the metric itself
-      period: 60                    # seconds: 10, 20, 30 or a multiple of 60
+      period: 60                    # seconds: a multiple of 60 (not 10/20/30: see below)
       evaluation_periods: 5         # N
       datapoints_to_alarm: 3        # M (default: N)
       min_samples: 50               # sample-size guard (default 30)
@@ -15,13 +15,15 @@ A spec is YAML (``.yaml``/``.yml``) or TOML (``.toml``); both carry the same sha
         variant: AllTraffic         # or `variants: [a, b]`: each alarm is made once per variant
         model_version: fraud-v6     # optional: the new fleet, used by `scope: model_version`
         alarms:
-          - name: recall            # [A-Za-z0-9][A-Za-z0-9_-]{0,63}, unique per endpoint
+          - name: recall            # [A-Za-z0-9][A-Za-z0-9_-]{0,63}, unique per endpoint variant
             metric: recall          # see "What an alarm watches"
             threshold: 0.80
             comparison: "<"         # <, <=, >, >= or the CloudWatch operator name
             scope: model_version    # all (default) | model_version (only the new fleet)
             segment: {merchant_category: "5411"}   # optional: one segment attribute = value
+            variant: v6-shadow      # optional: only this variant, instead of the endpoint's variant(s)
             guardrail: true         # listed in the guardrail's AutoRollbackConfiguration (default)
+            fail_safe: true         # ALARM when rollguard's heartbeat is missing (default: = guardrail)
             # also: description, alarm_actions / ok_actions (<= 5 ARNs each), and all `defaults` keys
 
 What an alarm watches (exactly one of):
@@ -61,10 +63,37 @@ that is on the safe side, e.g. 1 for ``precision < 0.9``, else the threshold its
 or the threshold moved by max(1, |threshold|) for ``<=``/``>=``). A period with too few samples
 is therefore OK, not breaching and not missing; ``treat_missing_data`` (default notBreaching)
 only matters when CloudWatch has no data at all. ``pNN_latency`` with ``min_samples: 0`` is a
-plain single-metric alarm with ``ExtendedStatistic: pNN``.
+plain single-metric alarm with ``ExtendedStatistic: pNN``, the only shape that takes
+``evaluate_low_sample_count_percentile: evaluate|ignore`` (sent as EvaluateLowSampleCountPercentile:
+CloudWatch applies it to an alarm whose statistic is a percentile). A percentile's default
+``min_samples`` is AWS's own significance rule for it: 10/(1-p) samples (1000 for p99, 10000
+for p99.9), 10/p below the median, never under 30.
 
-Dimensions: ``EndpointName``, ``VariantName``; plus ``ModelVersion`` when ``scope:
-model_version``; plus the segment attribute when ``segment`` is set.
+Fail-safe (``fail_safe``, default true for guardrail alarms, false for the others): the value is
+read only where the daemon's ``Heartbeat`` is (``IF(alive > 0, value)``, ``alive`` the Sum of the
+metric ``Heartbeat`` without dimensions) and TreatMissingData is ``breaching``, so with no
+heartbeat, a dead daemon or a lost feed, the alarm goes to ALARM instead of reading OK; see
+:func:`alarms.spec.requests.to_put_metric_alarm` for why missing rather than a FILLed breaching
+value. A ``treat_missing_data`` in ``defaults`` applies to the fail-open alarms only; on a
+fail-safe alarm itself anything but ``breaching`` is refused. Gauges and unguarded latency become
+metric math over the same statistic; the heartbeat takes one of the 10 metrics a math alarm reads.
+A fail-open alarm's request is what it was before fail-safe alarms existed.
+
+Publishing lag: a period's counts reach CloudWatch up to a tick plus seconds after it ends, so
+the newest period is missing or incomplete at every evaluation. A fail-safe alarm skips it (no
+heartbeat yet: CloudWatch evaluates the most recent N periods with data); a fail-open alarm
+reads it FILLed as a non-breaching value, so leave M < N. Every command warns when M = N on
+60 s periods (:func:`spec_warnings`), and when a percentile guard is below AWS's rule.
+
+Dimensions: ``EndpointName``, ``VariantName`` (the alarm's own ``variant``, else each of the
+endpoint's); plus ``ModelVersion`` when ``scope: model_version``; plus the segment attribute
+when ``segment`` is set. Shadow captures are counted under their own variant, so a shadow alarm
+names it (``variant: v6-shadow``); an endpoint may then leave out ``variant``/``variants`` when
+every alarm names its own.
+
+Periods are multiples of 60 s. CloudWatch also takes 10, 20 and 30 s, but only over metrics
+published at high resolution (``StorageResolution: 1``); rollguard publishes at 60 s, so such an
+alarm would never see a datapoint, and the spec refuses it.
 
 Alarm names follow one convention::
 
@@ -83,6 +112,7 @@ line), :mod:`~alarms.spec.expand` (one :class:`Alarm` per variant, the names),
 """
 from __future__ import annotations
 
+from alarms.spec.advice import spec_warnings
 from alarms.spec.expand import (
     NAME_PREFIX,
     OWNER_TAG,
@@ -128,5 +158,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "safe_value",
+    "spec_warnings",
     "to_put_metric_alarm",
 ]

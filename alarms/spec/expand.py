@@ -2,10 +2,11 @@
 naming convention CloudWatch alarm names follow (see `alarms.spec`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from alarms.spec.schema import DEFAULT_MIN_SAMPLES, RATES, AlarmSpec, EndpointSpec, SpecFile
+from alarms.spec.schema import DEFAULT_MIN_SAMPLES, RATES, AlarmSpec, EndpointSpec, SpecFile, latency_percentile
 from pipelines import cloudwatch_rules, metrics
 
 NAME_PREFIX = "rollguard-"
@@ -40,6 +41,8 @@ class Alarm:
     alarm_actions: tuple[str, ...] = ()
     ok_actions: tuple[str, ...] = ()
     guardrail: bool = True
+    fail_safe: bool = False  # ALARM without the daemon's heartbeat (see `alarms.spec.requests`)
+    evaluate_low_sample_count_percentile: str | None = None  # single-metric percentile alarms
 
     @property
     def name(self) -> str:
@@ -69,7 +72,7 @@ def expand(spec: SpecFile) -> tuple[Alarm, ...]:
 
 
 def expand_one(spec: SpecFile, ep: EndpointSpec, s: AlarmSpec) -> list[Alarm]:
-    """One spec alarm of ``ep``, once per variant."""
+    """One spec alarm of ``ep``, once per variant it is made for (its own, else the endpoint's)."""
     if s.metric is not None and s.metric in RATES:
         kind: Literal["rate", "latency", "expression", "gauge"] = "rate"
         metric = s.metric
@@ -80,7 +83,9 @@ def expand_one(spec: SpecFile, ep: EndpointSpec, s: AlarmSpec) -> list[Alarm]:
         kind, metric, comparison = "expression", s.expression.strip(), s.comparison or ""
     else:
         kind, metric, comparison = "gauge", s.gauge or "", s.comparison or ""
-    if kind in ("rate", "latency"):
+    if kind == "latency" and s.min_samples is None:
+        min_samples = _latency_min_samples(metric)
+    elif kind in ("rate", "latency"):
         min_samples = DEFAULT_MIN_SAMPLES if s.min_samples is None else s.min_samples
     else:
         min_samples = s.min_samples or 0
@@ -100,7 +105,7 @@ def expand_one(spec: SpecFile, ep: EndpointSpec, s: AlarmSpec) -> list[Alarm]:
             evaluation_periods=s.evaluation_periods,
             datapoints_to_alarm=s.datapoints_to_alarm or s.evaluation_periods,
             min_samples=min_samples,
-            treat_missing_data=s.treat_missing_data,
+            treat_missing_data="breaching" if s.fails_safe else s.treat_missing_data,
             segment=segment,
             sample=s.sample.strip() if s.sample else None,
             statistic=(s.statistic or "Average") if kind == "gauge" else None,
@@ -108,9 +113,18 @@ def expand_one(spec: SpecFile, ep: EndpointSpec, s: AlarmSpec) -> list[Alarm]:
             alarm_actions=s.alarm_actions,
             ok_actions=s.ok_actions,
             guardrail=s.guardrail,
+            fail_safe=s.fails_safe,
+            evaluate_low_sample_count_percentile=s.evaluate_low_sample_count_percentile,
         )
-        for variant in ep.variant_names()
+        for variant in ep.variants_for(s)
     ]
+
+
+def _latency_min_samples(metric: str) -> int:
+    """The default guard of a percentile alarm: AWS's significance rule (1000 samples for p99,
+    10000 for p99.9), never below the rates' default."""
+    needed = cloudwatch_rules.percentile_min_samples(float(latency_percentile(metric) or 0))
+    return max(DEFAULT_MIN_SAMPLES, math.ceil(needed or 0))
 
 
 def guardrail_alarm_names(spec: SpecFile, endpoint: str) -> list[str]:

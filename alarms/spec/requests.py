@@ -1,9 +1,11 @@
 """The exact PutMetricAlarm request of each spec alarm, and what CloudWatch would refuse in one.
 
 Everything CloudWatch would refuse is refused before calling AWS (:func:`check_put_metric_alarm`):
-periods other than 10, 20, 30 or a multiple of 60; Period x EvaluationPeriods over one day
+periods other than 10, 20, 30 or a multiple of 60 (a spec refuses 10-30 s too: rollguard does not
+publish the high-resolution data they need); Period x EvaluationPeriods over one day
 (over seven days when the period is one hour or more); DatapointsToAlarm > EvaluationPeriods;
-more than 10 MetricStat or 10 expressions in a math alarm; expressions over 2048 characters.
+more than 10 MetricStat or 10 expressions in a math alarm; expressions over 2048 characters, or
+using an id that is not another query's, a function or operator CloudWatch does not offer in alarms.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from typing import Any
 
 from alarms import math_text
 from alarms.spec.expand import OWNER_TAG, OWNER_VALUE, SPEC_TAG, Alarm
-from alarms.spec.expressions import expression_ids, expression_problem
+from alarms.spec.expressions import expression_ids, expression_problem, math_problem
 from alarms.spec.schema import CONTROL_RE, RATES, comparison_operator, evaluation_window_problem, latency_percentile
 from pipelines import cloudwatch_rules as rules
 from pipelines import metrics
 
 _LATENCY_BOUNDS = (0.0, math.inf)
+#: the MetricStat id of the daemon's heartbeat in a fail-safe alarm
+HEARTBEAT_ID = "alive"
 
 
 class AlarmLimitError(ValueError):
@@ -73,6 +77,8 @@ def _describe(alarm: Alarm) -> str:
         where += f" {alarm.segment[0]}={alarm.segment[1]}"
     op = {v: k for k, v in rules.COMPARISON_OPERATORS.items()}.get(alarm.comparison, alarm.comparison)
     guard = f", min {alarm.min_samples} samples" if alarm.min_samples else ""
+    if alarm.fail_safe:
+        guard += ", ALARM while rollguard's heartbeat is missing"
     text = (
         f"rollguard spec {alarm.spec_name}: {what} of {where} {op} {math_text.number(alarm.threshold)} in "
         f"{alarm.datapoints_to_alarm} of {alarm.evaluation_periods} periods of {alarm.period} s{guard}. "
@@ -86,7 +92,9 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
 
     Rates, latency with a sample guard and expressions are math alarms: one MetricStat per
     id (ReturnData false) and one expression ``value`` (ReturnData true). Gauges and unguarded
-    latency are single-metric alarms (Statistic / ExtendedStatistic).
+    latency are single-metric alarms (Statistic / ExtendedStatistic). A fail-safe alarm is always
+    metric math, with the daemon's heartbeat as one more MetricStat (:func:`_fail_safe` says why
+    a period without it is missing rather than a FILLed breaching value).
     """
     request: dict[str, Any] = {
         "AlarmName": alarm.name,
@@ -141,6 +149,10 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
         queries.append({"Id": "value", "Expression": expr, "Label": alarm.short_name, "ReturnData": True})
     else:
         single = {"Namespace": namespace, "MetricName": alarm.metric, "Statistic": alarm.statistic or "Average"}
+    if alarm.fail_safe:
+        queries, single = _fail_safe(alarm, namespace, queries, single), None
+    if alarm.evaluate_low_sample_count_percentile is not None:
+        request["EvaluateLowSampleCountPercentile"] = alarm.evaluate_low_sample_count_percentile
     if single is not None:
         single["Dimensions"] = [{"Name": k, "Value": v} for k, v in alarm.dimensions]
         single["Period"] = alarm.period
@@ -155,6 +167,50 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
     if problems:
         raise AlarmLimitError(alarm.name, problems)
     return request
+
+
+def _fail_safe(
+    alarm: Alarm, namespace: str, queries: list[dict[str, Any]], single: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The fail-safe form: the value only where the daemon's heartbeat is, missing elsewhere.
+
+    ``IF(alive > 0, value)`` with ``alive`` the Sum of `pipelines.metrics.HEARTBEAT` (published
+    for each tick bucket an instance has completed, `pipelines.heartbeat`) and TreatMissingData
+    breaching (set by the spec): with no heartbeat at all every period is missing and breaching,
+    so the alarm goes to ALARM; the newest periods, whose heartbeat and counts are still on their
+    way, are missing too, and CloudWatch evaluates the most recent N periods that have data
+    instead of a FILLed, incomplete one (as long as the evaluation range, N + 2 periods in the
+    documented examples, holds them: a lag of up to two periods). A FILLed breaching value,
+    ``IF(FILL(alive, 0) > 0, value, breach)``, would instead make those in-flight periods breach
+    at every evaluation, and roll a healthy deploy back. A value that can itself be missing while the daemon is
+    up (a gauge below its sample size, no latency samples, a user expression) is FILLed with the
+    safe value first, so only a missing heartbeat can breach. A single-metric alarm (gauge,
+    unguarded latency) becomes metric math over the same statistic.
+    """
+    safe = safe_value(alarm.comparison, alarm.threshold, _LATENCY_BOUNDS if alarm.kind == "latency" else None)
+    if single is not None:
+        stat = single.get("ExtendedStatistic") or single["Statistic"]
+        query_id = "latency" if alarm.kind == "latency" else "gauge"
+        label = f"{stat} latency (ms)" if alarm.kind == "latency" else alarm.metric
+        queries = [
+            _metric_stat(alarm, namespace, query_id, single["MetricName"], stat),
+            {"Id": "value", "Expression": query_id, "Label": label, "ReturnData": True},
+        ]
+    *stats, value = queries
+    if len(stats) + 1 > rules.MAX_METRIC_STATS:
+        raise AlarmLimitError(alarm.name, [
+            f"a fail-safe alarm also reads the {metrics.HEARTBEAT} metric, so it may read at most "
+            f"{rules.MAX_METRIC_STATS - 1} count ids; this one reads {len(stats)} (or set fail_safe: false)"
+        ])
+    expr = str(value["Expression"])
+    if alarm.kind != "rate":  # a rate's counts are FILLed: it has a value in every period
+        expr = f"FILL({expr}, {math_text.number(safe)})"
+    alive = {
+        "Id": HEARTBEAT_ID,
+        "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metrics.HEARTBEAT}, "Period": alarm.period, "Stat": "Sum"},
+        "ReturnData": False,
+    }
+    return [*stats, alive, {**value, "Expression": f"IF({HEARTBEAT_ID} > 0, {expr})"}]
 
 
 def check_put_metric_alarm(request: Mapping[str, Any]) -> list[str]:
@@ -210,6 +266,10 @@ def check_put_metric_alarm(request: Mapping[str, Any]) -> list[str]:
             limit = rules.MAX_EXPRESSION_LENGTH
             if not 1 <= len(q["Expression"]) <= limit:
                 problems.append(f"expression {q['Id']} is {len(q['Expression'])} characters; CloudWatch allows 1-{limit}")
+                continue
+            problem = math_problem(str(q["Expression"]), [i for i in ids if i != q.get("Id")])
+            if problem:
+                problems.append(f"expression {q['Id']}: {problem}")
         for q in stats:
             periods.append(int(q["MetricStat"].get("Period", 0)))
     else:

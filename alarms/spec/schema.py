@@ -68,14 +68,23 @@ class _Tuning(BaseModel):
     treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
     scope: Literal["all", "model_version"] = "all"
     guardrail: bool = True
+    #: go to ALARM when the daemon's heartbeat is missing; unset: the same as ``guardrail``
+    fail_safe: bool | None = None
     alarm_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
     ok_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
 
     @field_validator("period")
     @classmethod
     def _period(cls, v: int) -> int:
+        # CloudWatch also takes 10, 20 and 30 s, but only over data stored at 1 s resolution
+        # (StorageResolution=1); rollguard publishes at 60 s, so such an alarm would never see data.
+        if v in cloudwatch_rules.HIGH_RESOLUTION_PERIODS:
+            raise ValueError(
+                f"period must be a multiple of 60 seconds; got {v} (10, 20 and 30 s alarms need "
+                "high-resolution metrics, and rollguard publishes at 60 s resolution)"
+            )
         if not cloudwatch_rules.valid_alarm_period(v):
-            raise ValueError(f"period must be 10, 20, 30 or a multiple of 60 seconds; got {v}")
+            raise ValueError(f"period must be a multiple of 60 seconds; got {v}")
         return v
 
 
@@ -102,6 +111,10 @@ class AlarmSpec(_Tuning):
     threshold: float
     comparison: str | None = None
     segment: dict[str, str] | None = None
+    #: the one variant this alarm watches, instead of every variant of its endpoint
+    variant: str | None = None
+    #: EvaluateLowSampleCountPercentile of a single-metric percentile alarm
+    evaluate_low_sample_count_percentile: Literal["evaluate", "ignore"] | None = None
     description: str | None = Field(None, max_length=cloudwatch_rules.MAX_ALARM_DESCRIPTION)
 
     @field_validator("name")
@@ -117,6 +130,11 @@ class AlarmSpec(_Tuning):
     @classmethod
     def _cmp(cls, v: object) -> object:
         return None if v is None else comparison_operator(v)
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str | None) -> str | None:
+        return None if v is None else _sagemaker_name(v, "variant name")
 
     @field_validator("threshold")
     @classmethod
@@ -188,7 +206,27 @@ class AlarmSpec(_Tuning):
         problem = evaluation_window_problem(self.period, self.evaluation_periods)
         if problem:
             raise ValueError(problem)
+        if self.fails_safe and "treat_missing_data" in self.model_fields_set and self.treat_missing_data != "breaching":
+            raise ValueError(
+                f"treat_missing_data {self.treat_missing_data} contradicts fail_safe: a fail-safe alarm reads a "
+                "period without the daemon's heartbeat as missing and missing as breaching; set fail_safe: false "
+                "to choose another policy"
+            )
+        if self.evaluate_low_sample_count_percentile is not None:
+            if self.metric is None or not latency_percentile(self.metric):
+                raise ValueError("evaluate_low_sample_count_percentile applies to pNN_latency alarms only")
+            if self.min_samples != 0 or self.fails_safe:
+                raise ValueError(
+                    "evaluate_low_sample_count_percentile needs min_samples: 0 and fail_safe: false: CloudWatch "
+                    "applies it to an alarm whose statistic is the percentile, and a guarded or fail-safe "
+                    "latency alarm is metric math (its guard is min_samples)"
+                )
         return self
+
+    @property
+    def fails_safe(self) -> bool:
+        """Whether the alarm goes to ALARM without the daemon's heartbeat: ``fail_safe``, else ``guardrail``."""
+        return self.guardrail if self.fail_safe is None else self.fail_safe
 
 
 class EndpointSpec(BaseModel):
@@ -240,13 +278,18 @@ class EndpointSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> EndpointSpec:
-        if (self.variant is None) == (self.variants is None):
+        if self.variant is not None and self.variants is not None:
             raise ValueError("set exactly one of variant (a name) or variants (a list of names)")
-        seen: set[str] = set()
+        if self.variant is None and self.variants is None and any(a.variant is None for a in self.alarms):
+            raise ValueError("set exactly one of variant (a name) or variants (a list of names), or variant on every alarm")
+        seen: set[tuple[str, str]] = set()
         for alarm in self.alarms:
-            if alarm.name in seen:
-                raise ValueError(f"alarm name {alarm.name!r} is used twice in endpoint {self.name}")
-            seen.add(alarm.name)
+            # one short name may serve several variants (`variants:`, or alarms with their own variant)
+            for variant in self.variants_for(alarm):
+                if (alarm.name, variant) in seen:
+                    which = f" for variant {variant}" if alarm.variant is not None else ""
+                    raise ValueError(f"alarm name {alarm.name!r} is used twice in endpoint {self.name}{which}")
+                seen.add((alarm.name, variant))
             if alarm.scope == "model_version" and self.model_version is None:
                 raise ValueError(
                     f"alarm {alarm.name!r} has scope model_version but endpoint {self.name} sets no model_version"
@@ -254,8 +297,14 @@ class EndpointSpec(BaseModel):
         return self
 
     def variant_names(self) -> tuple[str, ...]:
-        """The variants every alarm of this endpoint is made for."""
-        return self.variants if self.variants is not None else (self.variant or "",)
+        """The variants every alarm of this endpoint is made for, unless it names its own."""
+        if self.variants is not None:
+            return self.variants
+        return () if self.variant is None else (self.variant,)
+
+    def variants_for(self, alarm: AlarmSpec) -> tuple[str, ...]:
+        """The variants ``alarm`` is made for: its own ``variant``, else the endpoint's."""
+        return (alarm.variant,) if alarm.variant is not None else self.variant_names()
 
 
 class SpecFile(BaseModel):
@@ -307,6 +356,10 @@ class SpecFile(BaseModel):
                             if k == "min_samples" and "gauge" in alarm:
                                 continue
                             merged.setdefault(k, v)
+                        # a fail-safe alarm reads missing data as breaching (no heartbeat): a default
+                        # treat_missing_data is for the fail-open alarms
+                        if "treat_missing_data" not in alarm and _fails_safe(merged):
+                            merged.pop("treat_missing_data", None)
                         alarms.append(merged)
                     else:
                         alarms.append(alarm)
@@ -321,6 +374,12 @@ class SpecFile(BaseModel):
         if dupes:
             raise ValueError(f"endpoint listed more than once: {', '.join(dupes)} (list its alarms under one entry)")
         return self
+
+
+def _fails_safe(alarm: Mapping[str, Any]) -> bool:
+    """AlarmSpec.fails_safe of an alarm mapping not validated yet (True only for a real True)."""
+    fail_safe = alarm.get("fail_safe")
+    return (alarm.get("guardrail", True) if fail_safe is None else fail_safe) is True
 
 
 def _sagemaker_name(v: str, what: str) -> str:

@@ -4,6 +4,7 @@ simulated clock, then evaluate an alarm spec with CloudWatch's rules.
     rollguard backtest --captures PATH --labels PATH --spec F [--from T --to T]
         [--bad-from T [--bad-to T]] [--json] [--plot DIR] [--namespace N]
         [--model-version VARIANT=VERSION]... [--shadow-variant VARIANT]... [--fail-on-false-alarm]
+        [--publish-lag S]
 
 Inputs. PATH is a JSON-lines file, a directory of them (searched recursively for ``*.jsonl``,
 ``*.json`` and ``*.ndjson``; other files are ignored) or an ``s3://bucket/prefix/`` (boto3 with
@@ -41,21 +42,30 @@ Evaluation. Each alarm's PutMetricAlarm request (:func:`alarms.spec.to_put_metri
 for each MetricStat, exactly the datums with that namespace, metric name and dimension set (no
 superset: CloudWatch never aggregates across dimensions for an alarm). It is run through
 :func:`alarms.evaluator.timeline` from INSUFFICIENT_DATA over [--from, --to], by default from the
-first record's event time to the last one's plus Period x EvaluationPeriods. Every datum is taken
-as visible when its period is evaluated: outcome counts are stamped at label time, so they are
-published when they become known; the up-to-one-tick publishing delay is ignored.
+first record's event time to the last one's plus Period x EvaluationPeriods plus the publishing
+lag. Outcome counts are stamped at label time, so they are published when they become known.
+
+Publishing lag (`alarms.publish_lag`). The replay's ticks fall on multiples of the tick and drain
+everything so far; a datum then reaches CloudWatch --publish-lag seconds after the tick that
+drained it (default ROLLGUARD_TICK_SECONDS + 10: the daemon's ticks are not aligned to the minute,
+so a period's last counts may wait up to one more tick, then the publisher and CloudWatch take
+their seconds). Each evaluation sees only the datums arrived by then, as CloudWatch would. The
+replayed daemon publishes its heartbeat (`pipelines.heartbeat`) for every tick of the evaluated
+range and the look-back before it, with the same lag, so fail-safe alarms see a live monitor.
 
 Definitions (per alarm):
 
 - *evaluated period*: at each evaluation instant e (CloudWatch's cadence: every minute, every
   10 s for high resolution, hourly for alarms over more than a day) the most recent window
-  [e - Period, e) and the alarm's value there; it is labelled with its start, as CloudWatch does.
+  [e - Period, e) and the alarm's value there once all its data has arrived (the period's real
+  value, which CloudWatch sees only later); it is labelled with its start, as CloudWatch does.
 - *bad interval*: [--bad-from, --bad-to], both ends included; --bad-to defaults to "open".
 - *first bad datapoint*: the earliest evaluated period whose value breaches the threshold and
   whose start lies in the bad interval; with no bad interval, the earliest breaching period.
 - *detected at*: the first instant at or after the first bad datapoint's start at which the alarm
   is in ALARM (its start when it is already in ALARM then); *detection delay* is that minus the
-  first bad datapoint's start, so it is at least one Period unless the alarm was already firing.
+  first bad datapoint's start, so it is at least one Period (plus the publishing lag) unless the
+  alarm was already firing.
 - *false alarm*: an ALARM entry (a transition into ALARM) whose time lies outside the bad
   interval; with no bad interval every ALARM entry is a false alarm (the history is taken as good).
 - *time in ALARM*: seconds in ALARM within the evaluated range.

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from alarms import publish_lag
 from alarms import spec as alarm_spec
 from alarms.evaluator import Alarm as EvaluatorAlarm
 from alarms.evaluator import Datum as CloudWatchDatum
-from alarms.evaluator import State, Transition, datum_from_cloudwatch, default_evaluation_range, evaluate, format_time, timeline
+from alarms.evaluator import (State, Transition, datum_from_cloudwatch, default_evaluation_range, evaluate,
+                              evaluation_range_for, format_time, timeline)
+from pipelines import metrics
 from pipelines.datum import Datum
+from pipelines.heartbeat import heartbeat_stamps
 from pipelines.latency import MAX_DISTRIBUTION_VALUES, split_distribution
-from pipelines.series import SegmentCap
 from pipelines.window import SlidingWindow
 from service.backtest.inputs import Line
 from service.backtest.replay import Replay, order_stream, replay
-from service.daemon import pipeline_config
+from service.daemon import pipeline_config, segment_cap
 from service.settings import Settings
 
 
@@ -29,13 +34,17 @@ class DatumIndex:
 
     Each datum goes through :func:`alarms.evaluator.datum_from_cloudwatch` in its PutMetricData
     form (distributions of more than 150 values split first, as the publisher does), only when
-    an alarm reads its metric: a replay publishes far more series than a spec watches.
+    an alarm reads its metric: a replay publishes far more series than a spec watches. With
+    ``drained_ms`` (when each datum was drained, aligned with ``datums``) a datum reaches
+    CloudWatch ``lag_s`` after it was drained (`alarms.publish_lag`); without, at once.
     """
 
-    def __init__(self, datums: Iterable[Datum]) -> None:
-        self._raw: dict[MetricKey, list[Datum]] = {}
-        for datum in datums:
-            self._raw.setdefault((datum.name, frozenset(datum.dimensions)), []).append(datum)
+    def __init__(self, datums: Iterable[Datum], drained_ms: Iterable[int] | None = None, lag_s: float = 0.0) -> None:
+        self._raw: dict[MetricKey, list[tuple[Datum, float | None]]] = {}
+        drained: Iterable[int | None] = drained_ms if drained_ms is not None else itertools.repeat(None)
+        for datum, at_ms in zip(datums, drained):
+            arrival = None if at_ms is None else at_ms / 1000 + lag_s
+            self._raw.setdefault((datum.name, frozenset(datum.dimensions)), []).append((datum, arrival))
         self._converted: dict[MetricKey, tuple[CloudWatchDatum, ...]] = {}
 
     def get(self, key: MetricKey) -> tuple[CloudWatchDatum, ...]:
@@ -43,11 +52,12 @@ class DatumIndex:
         found = self._converted.get(key)
         if found is None:
             out: list[CloudWatchDatum] = []
-            for datum in self._raw.get(key, ()):
+            for datum, arrival in self._raw.get(key, ()):
                 for values, counts in _parts(datum):
                     entry = Datum(datum.name, datum.dimensions, datum.timestamp_ms, datum.unit, datum.value,
                                   values, counts).to_cloudwatch()
-                    out.append(datum_from_cloudwatch(entry, f"{datum.name} datum"))
+                    converted = datum_from_cloudwatch(entry, f"{datum.name} datum")
+                    out.append(converted if arrival is None else dataclasses.replace(converted, arrival=arrival))
             found = self._converted[key] = tuple(sorted(out, key=lambda d: d.stored_at))
         return found
 
@@ -116,7 +126,8 @@ class Outcome:
 def evaluated_periods(
     alarm: EvaluatorAlarm, data: Mapping[str, Sequence[CloudWatchDatum]], start: float, end: float,
 ) -> tuple[PeriodValue, ...]:
-    """The most recent window of every evaluation in [start, end], with the alarm's value there.
+    """The most recent window of every evaluation in [start, end], with the alarm's value there once
+    all its data has arrived (settled: what the period really was, whatever the publishing lag).
 
     Uses :func:`alarms.evaluator.evaluate` on the data of the evaluation range only (``data`` must
     be ordered by stored time, as :class:`DatumIndex` hands it out), so a long history stays cheap.
@@ -132,7 +143,7 @@ def evaluated_periods(
             key: items[bisect.bisect_left(stamps[key], lo):bisect.bisect_left(stamps[key], t)]
             for key, items in data.items()
         }
-        last = evaluate(alarm, sliced, t, evaluation_range=size).evaluated[-1]
+        last = evaluate(alarm, sliced, t, evaluation_range=size, settled=True).evaluated[-1]
         out.append(PeriodValue(last.start, last.end, last.value, last.breaching))
         t += cadence
     return tuple(out)
@@ -187,6 +198,7 @@ class AlarmResult:
     periods: tuple[PeriodValue, ...]
     transitions: tuple[Transition, ...]
     outcome: Outcome
+    publish_lag_s: float = 0.0  # how long after its tick a datum reached CloudWatch
 
     def to_json(self) -> dict[str, Any]:
         a, o = self.alarm, self.outcome
@@ -205,6 +217,8 @@ class AlarmResult:
             "evaluation_periods": a.evaluation_periods,
             "datapoints_to_alarm": a.datapoints_to_alarm,
             "treat_missing_data": a.treat_missing_data,
+            "fail_safe": a.fail_safe,
+            "publish_lag_seconds": self.publish_lag_s,
             "evaluated_from": format_time(self.start),
             "evaluated_to": format_time(self.end),
             "bad_interval": None if self.bad is None else {
@@ -228,18 +242,35 @@ class AlarmResult:
         }
 
 
-def default_range(alarm: alarm_spec.Alarm, replayed: Replay) -> tuple[int, int] | None:
-    """[first event, last event + Period x EvaluationPeriods] in epoch seconds; None with no events."""
+def default_range(alarm: alarm_spec.Alarm, replayed: Replay, lag_s: float = 0.0) -> tuple[int, int] | None:
+    """[first event, last event + Period x EvaluationPeriods + the publishing lag] in epoch seconds;
+    None with no events."""
     if replayed.start_ms is None or replayed.end_ms is None:
         return None
-    return replayed.start_ms // 1000, -(-replayed.end_ms // 1000) + alarm.period * alarm.evaluation_periods
+    last = -(-replayed.end_ms // 1000) + alarm.period * alarm.evaluation_periods
+    return replayed.start_ms // 1000, last + math.ceil(lag_s)
+
+
+def heartbeats(start: int, end: int, tick_ms: int) -> tuple[list[Datum], list[int]]:
+    """What a daemon alive over [start, end] (epoch s) publishes as liveness, ticking at every
+    multiple of the tick: the Heartbeat datums (`pipelines.heartbeat`) and when each was drained."""
+    datums: list[Datum] = []
+    drained: list[int] = []
+    previous: int | None = None
+    for now in range(-(-start * 1000 // tick_ms) * tick_ms, end * 1000 + 1, tick_ms):
+        for stamp in heartbeat_stamps(previous, now, tick_ms):
+            datums.append(Datum(metrics.HEARTBEAT, (), stamp, metrics.COUNT_UNIT, 1.0))
+            drained.append(now)
+        previous = now
+    return datums, drained
 
 
 def backtest_alarm(
     alarm: alarm_spec.Alarm, namespace: str, index: DatumIndex,
-    start: int, end: int, bad: BadInterval | None,
+    start: int, end: int, bad: BadInterval | None, publish_lag_s: float = 0.0,
 ) -> AlarmResult:
-    """Evaluate one spec alarm over [start, end] (epoch seconds) from INSUFFICIENT_DATA.
+    """Evaluate one spec alarm over [start, end] (epoch seconds) from INSUFFICIENT_DATA, on the
+    datums as they reach CloudWatch (``index``'s lag; ``publish_lag_s`` is only reported).
 
     Raises AlarmLimitError / AlarmConfigError when the spec alarm is not a valid CloudWatch alarm.
     """
@@ -252,7 +283,7 @@ def backtest_alarm(
         alarm=alarm, request=request, start=start, end=end, bad=bad,
         data_found={key: len(items) for key, items in data.items()},
         periods=periods, transitions=transitions,
-        outcome=summarize(transitions, periods, start, end, bad),
+        outcome=summarize(transitions, periods, start, end, bad), publish_lag_s=publish_lag_s,
     )
 
 
@@ -268,20 +299,29 @@ def added_segment_attributes(settings: Settings, alarms: Sequence[alarm_spec.Ala
     return tuple(attr for attr in wanted if attr not in settings.segment_attributes)
 
 
+def added_segment_gauges(settings: Settings, alarms: Sequence[alarm_spec.Alarm]) -> bool:
+    """Whether a gauge alarm reads a segment gauge, which ROLLGUARD_SEGMENT_GAUGES leaves unpublished."""
+    return not settings.segment_gauges and any(a.kind == "gauge" and a.segment is not None for a in alarms)
+
+
 def run_backtest(
     alarms: Sequence[alarm_spec.Alarm], lines: Iterable[Line], settings: Settings, *, namespace: str,
     start: float | None = None, end: float | None = None, bad: BadInterval | None = None,
+    publish_lag_s: float | None = None,
 ) -> Backtest:
     """Replay ``lines`` as the daemon configured by ``settings`` would, then backtest every alarm.
 
-    [start, end] (epoch seconds) defaults per alarm to :func:`default_range`. Raises ValueError
+    A datum reaches CloudWatch ``publish_lag_s`` after the replay's tick drains it (default: one
+    tick plus `alarms.publish_lag.DEFAULT_PUBLISH_DELAY_S`), and the daemon publishes its
+    heartbeat throughout. [start, end] (epoch seconds) defaults per alarm to :func:`default_range`. Raises ValueError
     (one line) when there is nothing to evaluate or the settings cannot make the gauges' window,
     and AlarmLimitError / AlarmConfigError for an alarm CloudWatch would refuse.
     """
     # the daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`
     config = pipeline_config(settings)
-    attributes = settings.segment_attributes + added_segment_attributes(settings, alarms)
-    segments = SegmentCap(attributes, settings.segment_cardinality_cap)
+    if added_segment_gauges(settings, alarms):
+        config = dataclasses.replace(config, segment_gauges=True)
+    segments = segment_cap(settings, added_segment_attributes(settings, alarms))
     window = None
     if any(a.kind == "gauge" for a in alarms):
         try:
@@ -289,13 +329,22 @@ def run_backtest(
         except ValueError as ex:
             raise ValueError(f"ROLLGUARD_WINDOW_SECONDS / ROLLGUARD_TICK_SECONDS: {ex}") from None
     replayed = replay(order_stream(lines, config), config, segments, window)
-    index = DatumIndex(replayed.datums)
-    results: list[AlarmResult] = []
+    lag = publish_lag_s if publish_lag_s is not None else publish_lag.publish_lag_s(settings.tick_seconds)
+    ranges: list[tuple[int, int]] = []
     for alarm in alarms:
-        default = default_range(alarm, replayed)
+        default = default_range(alarm, replayed, lag)
         if default is None and (start is None or end is None):
             raise ValueError("no line has a usable event time, so there is nothing to evaluate; give --from and --to")
         lo = int(start) if start is not None else default[0]  # type: ignore[index]  # checked just above
         hi = int(math.ceil(end)) if end is not None else default[1]  # type: ignore[index]
-        results.append(backtest_alarm(alarm, namespace, index, lo, hi, bad))
+        ranges.append((lo, hi))
+    datums, drained = list(replayed.datums), list(replayed.drained_ms)
+    if ranges:
+        # the daemon was up before the first evaluation looks back, and after the last record
+        lookback = max(evaluation_range_for(a.evaluation_periods) * a.period for a in alarms) + math.ceil(lag)
+        beats, beat_times = heartbeats(min(lo for lo, _ in ranges) - lookback, max(hi for _, hi in ranges), config.tick_ms)
+        datums += beats
+        drained += beat_times
+    index = DatumIndex(datums, drained, lag)
+    results = [backtest_alarm(a, namespace, index, lo, hi, bad, lag) for a, (lo, hi) in zip(alarms, ranges)]
     return Backtest(replayed, tuple(results))

@@ -61,6 +61,7 @@ class Replay:
     """What the replay produced: every datum the daemon would have published, and counters."""
 
     datums: tuple[Datum, ...]
+    drained_ms: tuple[int, ...]  # when the tick that drained each of ``datums`` ran (simulated clock)
     captures: int
     labels: int
     bad: Mapping[str, int]  # reason -> lines
@@ -95,6 +96,7 @@ def replay(
     clock = MockedClock(start or 0)
     pipeline = PartitionPipeline(0, config, segments, window)
     datums: list[Datum] = []
+    drained: list[int] = []
     ticks = 0
 
     def tick() -> None:
@@ -104,6 +106,7 @@ def replay(
         if window is not None:
             window.evict(now)
             datums.extend(gauge_datums(window, now, tick_ms))
+        drained.extend([now] * (len(datums) - len(drained)))
         ticks += 1
 
     next_tick = ((start or 0) // tick_ms + 1) * tick_ms
@@ -129,7 +132,7 @@ def replay(
     clock.set(next_tick)
     tick()
     return Replay(
-        datums=tuple(datums), captures=offsets["capture"], labels=offsets["label"],
+        datums=tuple(datums), drained_ms=tuple(drained), captures=offsets["capture"], labels=offsets["label"],
         bad=dict(pipeline.bad_records), bad_examples=tuple(examples), start_ms=start, end_ms=end, ticks=ticks,
         join=pipeline.join.stats.as_dict(), pending_captures=pipeline.join.pending_captures,
         pending_labels=pipeline.join.pending_labels,

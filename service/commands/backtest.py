@@ -12,7 +12,8 @@ from typing import NoReturn, TextIO
 from alarms import spec as alarm_spec
 from alarms.evaluator import Alarm as EvaluatorAlarm
 from alarms.evaluator import AlarmConfigError, parse_time
-from service.backtest.evaluation import AlarmResult, BadInterval, added_segment_attributes, run_backtest
+from service.backtest.evaluation import (AlarmResult, BadInterval, added_segment_attributes, added_segment_gauges,
+                                         run_backtest)
 from service.backtest.inputs import InputError, InputSource, default_inputs, read_lines
 from service.backtest.report import PlotError, plot_alarm, plot_name, render_replay, render_table
 from service.commands import base
@@ -65,6 +66,9 @@ def _parser() -> _Parser:
                    help="mark Data Capture captures of this variant as shadow; repeatable")
     p.add_argument("--fail-on-false-alarm", action="store_true",
                    help="exit 1 when any alarm entered ALARM outside the bad interval")
+    p.add_argument("--publish-lag", type=float, metavar="S",
+                   help="seconds from the tick that drains a datum until CloudWatch has it "
+                        "(default: ROLLGUARD_TICK_SECONDS + 10; 0 ignores the lag)")
     return p
 
 
@@ -76,6 +80,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         raise UsageError("--bad-to must not be before --bad-from")
     if args.start is not None and args.end is not None and args.end < args.start:
         raise UsageError("--to must not be before --from")
+    if args.publish_lag is not None and not args.publish_lag >= 0:
+        raise UsageError("--publish-lag must be a number of seconds >= 0")
     return args
 
 
@@ -102,16 +108,22 @@ def main(
         return fail(str(ex))
     namespace = args.namespace or settings.namespace
     try:
-        alarms = alarm_spec.expand(alarm_spec.load_spec(args.spec))
+        spec = alarm_spec.load_spec(args.spec)
+        alarms = alarm_spec.expand(spec)
         for alarm in alarms:  # refuse the spec before reading any input
             EvaluatorAlarm.from_request(alarm_spec.to_put_metric_alarm(alarm, namespace))
     except (alarm_spec.SpecError, alarm_spec.AlarmLimitError, AlarmConfigError) as ex:
         return fail(str(ex).splitlines()[0] if str(ex) else type(ex).__name__)
 
+    for warning in alarm_spec.spec_warnings(spec):
+        print(f"{PROG}: warning: {warning}", file=err)
     added = added_segment_attributes(settings, alarms)
     if added:
         print(f"{PROG}: note: segment attribute(s) {', '.join(added)} added for this replay; the daemon needs "
               f"them in ROLLGUARD_SEGMENT_ATTRIBUTES to publish what these alarms read", file=err)
+    if added_segment_gauges(settings, alarms):
+        print(f"{PROG}: note: segment gauges kept for this replay; the daemon needs ROLLGUARD_SEGMENT_GAUGES=true "
+              "to publish the segment gauges these alarms read", file=err)
     tags = VariantTags(frozenset(args.shadow_variant), dict(args.model_version))
     source = inputs or default_inputs(settings)
     try:
@@ -120,10 +132,14 @@ def main(
         return fail(str(ex))
     bad = None if args.bad_from is None else BadInterval(args.bad_from, args.bad_to)
     try:
-        done = run_backtest(alarms, lines, settings, namespace=namespace, start=args.start, end=args.end, bad=bad)
+        done = run_backtest(alarms, lines, settings, namespace=namespace, start=args.start, end=args.end, bad=bad,
+                            publish_lag_s=args.publish_lag)
     except ValueError as ex:
         return fail(str(ex))
     print(render_replay(done.replay, settings.tick_seconds), file=err if args.json else out)
+    lag = done.results[0].publish_lag_s if done.results else 0.0
+    print(f"publishing lag: each datum reaches CloudWatch {lag:g} s after the tick that drains it (--publish-lag); "
+          "an evaluation sees only what has arrived", file=err if args.json else out)
     results = done.results
 
     if args.json:

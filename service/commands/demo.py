@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         settings = load_settings(
             kafka_bootstrap_servers=broker.bootstrap_servers, aws_endpoint_url=moto.endpoint_url,
             aws_region="us-east-1", tick_seconds=args.tick, state_dir=state, min_samples=20,
-            segment_attributes=("merchant_category",),
+            segment_attributes=("merchant_category",), segment_values={"merchant_category": SPEC.segments},
         )
         ensure_topics(broker.bootstrap_servers, {settings.captures_topic: args.partitions,
                                                  settings.labels_topic: args.partitions,

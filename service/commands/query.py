@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="1h", help="start: 30m, 6h, 2d, 1w before now, or ISO 8601 (default 1h)")
     p.add_argument("--until", default="now", help="end: same forms as --since (default now)")
     p.add_argument("--period", type=int, default=DEFAULT_PERIOD, help="seconds per row, a multiple of 60 (default 300)")
-    p.add_argument("--segment", type=_segment, help="one segment dimension, ATTRIBUTE=VALUE")
+    p.add_argument("--segment", type=_segment, help="one segment dimension, ATTRIBUTE=VALUE (segment copies carry "
+                   "ModelVersion when the captures do: give --model-version too)")
     p.add_argument("--model-version", help="only this model version (the ModelVersion dimension)")
     p.add_argument("--namespace", help="CloudWatch namespace (default ROLLGUARD_NAMESPACE, Rollguard)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -221,3 +221,32 @@ def test_alarms_and_guardrail_take_namespace_region_and_endpoint_from_the_config
     assert "alarms missing" not in deployed.stderr
     assert "rollguard guardrail: AWS call failed" in deployed.stderr, deployed.stderr
     assert "UpdateEndpoint operation" in deployed.stderr, deployed.stderr
+
+
+def test_plan_warns_only_about_the_alarm_whose_series_was_never_published(
+        cloudwatch: Any, moto_endpoint: str, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLGUARD_AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("ROLLGUARD_NAMESPACE", NAMESPACE)
+    alarms = [{"name": "recall", "metric": "recall", "threshold": 0.8},
+              {"name": "agreement", "metric": "shadow_agreement", "threshold": 0.95, "variant": "v6-shadow"}]
+    data = spec_data(endpoint, f"s-{endpoint}", alarms)
+    path = tmp_path / "alarms.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=[
+        {"MetricName": "TruePositives", "Dimensions": dims, "Value": 3, "Unit": "Count"},
+        # the shadow variant's counts exist only as a segment copy: not the series the alarm reads
+        {"MetricName": "ShadowAgreements", "Unit": "Count", "Value": 1, "Dimensions": [
+            {"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "v6-shadow"},
+            {"Name": "merchant_category", "Value": "5411"}]},
+    ])
+    out, err = io.StringIO(), io.StringIO()
+    code = alarms_command.main(["plan", "--spec", str(path)], out=out, err=err)
+    assert code == 1, out.getvalue() + err.getvalue()
+    assert out.getvalue().count("create ") == 2
+    warnings = err.getvalue().splitlines()
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        f"rollguard alarms plan: warning: rollguard-{endpoint}-v6-shadow-agreement watches a series with no data "
+        f"in CloudWatch: none of ShadowAgreements, ShadowComparisons in {NAMESPACE} with EndpointName={endpoint}, "
+        "VariantName=v6-shadow was published")

@@ -148,3 +148,23 @@ def test_refuses_topics_that_are_not_co_partitioned(kafka_bootstrap: str, moto_e
     assert proc.wait(timeout=60) == 2
     log = stack.log_tail()
     assert "same partition count" in log and other in log
+
+
+def test_heartbeat_is_published_without_traffic_and_stops_with_the_daemon(stack: Stack) -> None:
+    """Issue 10, item 1: the liveness signal a fail-safe alarm watches, from the real daemon on the real stack."""
+    proc = stack.start()  # tick 1 s, and no record ever sent
+    try:
+        wait_for(lambda: stack.sums("Heartbeat", {}) >= 3, 60, "three heartbeats with no traffic", interval_s=0.5)
+        assert proc.poll() is None, stack.log_tail()
+        assert stack.sums("Heartbeat", {}, "SampleCount") == stack.sums("Heartbeat", {})  # each one a 1
+    finally:
+        stack.stop(proc)
+    assert proc.returncode == 0, stack.log_tail()
+    stopped = stack.sums("Heartbeat", {})
+    time.sleep(4)  # four ticks' worth
+    assert stack.sums("Heartbeat", {}) == stopped  # a dead daemon sends none: the fail-safe alarm sees it missing
+    proc = stack.start()
+    try:
+        wait_for(lambda: stack.sums("Heartbeat", {}) > stopped, 60, "the heartbeat to resume after a restart", 0.5)
+    finally:
+        stack.stop(proc)

@@ -202,7 +202,8 @@ def test_status_metrics_and_query_equal_the_batch_join(stack: Stack, daemons: li
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = stack.start(ROLLGUARD_HTTP_ADDR=f"127.0.0.1:{port}", ROLLGUARD_MIN_SAMPLES="5",
-                       ROLLGUARD_SEGMENT_ATTRIBUTES="merchant_category")
+                       ROLLGUARD_SEGMENT_ATTRIBUTES="merchant_category",
+                       ROLLGUARD_SEGMENT_VALUES="merchant_category=" + "|".join(s.segments))
     daemons.append(proc)
 
     def ready() -> bool:

@@ -173,7 +173,8 @@ def test_outage_then_recovery_delivers_every_sum_exactly_once(moto_endpoint: str
 
 
 def test_moto_rejection_is_counted_not_retried(moto_endpoint: str) -> None:
-    """A request moto refuses with a 4xx is dropped and recorded, and later batches still go out."""
+    """A datum moto refuses with a 4xx is dropped and recorded, and later batches still go out; so do
+    the valid datums of its own request (issue 10, item 8)."""
     namespace = f"RollguardTest-{uuid.uuid4().hex[:10]}"
     clock = MockedClock(now_ms())
     raw = make_cloudwatch_client(moto_endpoint, region_name="us-east-1")
@@ -197,3 +198,15 @@ def test_moto_rejection_is_counted_not_retried(moto_endpoint: str) -> None:
     [(ids, message)] = publisher.stats().rejections
     assert ids == ("tick-1",) and "InvalidParameterValue" in message
     assert read_back(moto_endpoint, namespace, "Invocations", ts - MIN, ts + MIN) == {ts: (5.0, 1.0)}
+
+    together = Publisher(Poisoning(), namespace, clock, sleep=lambda s: None)  # one request for all three
+    ts -= MIN
+    together.enqueue("tick-3", [Datum("Invocations", DIMS, ts, value=7.0), Datum("Poison", DIMS, ts, value=1.0),
+                                Datum("Errors", DIMS, ts, value=2.0)])
+    result = together.flush()
+    assert result.complete and result.rejected == 1 and result.sent_datums == 2
+    [(ids, message)] = together.stats().rejections
+    assert ids == ("tick-3",) and "Poison" in message and "InvalidParameterValue" in message
+    assert read_back(moto_endpoint, namespace, "Invocations", ts - MIN, ts + MIN / 2) == {ts: (7.0, 1.0)}
+    assert read_back(moto_endpoint, namespace, "Errors", ts - MIN, ts + MIN / 2) == {ts: (2.0, 1.0)}
+

@@ -18,7 +18,7 @@ from alarms.aws_clients import make_cloudwatch_client
 from alarms.metric_data import estimate_entry_bytes
 from alarms.publish_errors import classify_error
 from alarms.publisher import Entry, Publisher
-from pipelines.cloudwatch_rules import DAY_MS, HOUR_MS, MINUTE_MS
+from pipelines.cloudwatch_rules import DAY_MS, HOUR_MS, MAX_FUTURE_MS, MINUTE_MS
 from pipelines.cloudwatch_rules import MAX_DATUM_AGE_MS as CLOUDWATCH_MAX_AGE_MS
 from pipelines.clock import MockedClock
 from pipelines.datum import Datum
@@ -255,25 +255,66 @@ def test_held_error_stops_the_flush_without_retrying_or_dropping() -> None:
     assert len(h.client.entries()) == 1
 
 
-def test_rejected_request_is_dropped_counted_and_does_not_block_the_rest() -> None:
+def refuses_marked(calls: list[list[Entry]] | None = None) -> Callable[[int, list[Entry]], Exception | None]:
+    """CloudWatch as a fake: any request holding a datum named Poison is refused with a 400."""
     def fail(i: int, md: list[Entry]) -> Exception | None:
+        if calls is not None:
+            calls.append(md)
         bad = any(e["MetricName"] == "Poison" for e in md)
         return client_error("InvalidParameterValue", 400, "nope") if bad else None
+    return fail
 
-    h = Harness(FakeClient(fail), max_metrics_per_request=2)
+
+def test_a_refused_datum_is_dropped_alone_and_the_rest_of_its_request_is_sent() -> None:
+    h = Harness(FakeClient(refuses_marked()), max_metrics_per_request=2)
     h.publisher.enqueue("tick-1", [scalar(1), scalar(2)])
     h.publisher.enqueue("tick-2", [scalar(3, name="Poison")])
     h.publisher.enqueue("tick-3", [scalar(4), scalar(5)])
     result = h.publisher.flush()
-    # Requests: [1,2] ok, [Poison(tick-2), 4(tick-3)] rejected, [5] ok.
-    assert result.complete and result.rejected == 2 and result.sent_datums == 3 and result.retries == 0
-    assert [e["Value"] for e in h.client.entries()] == [1.0, 2.0, 5.0]
+    # Requests: [1,2] ok, [Poison(tick-2), 4(tick-3)] refused, then [Poison] refused and [4] ok, [5] ok.
+    assert result.complete and result.rejected == 1 and result.sent_datums == 4 and result.retries == 0
+    assert [e["Value"] for e in h.client.entries()] == [1.0, 2.0, 4.0, 5.0]
     stats = h.publisher.stats()
-    assert (stats.rejected, stats.rejected_requests) == (2, 1)
-    assert stats.rejections == ((("tick-2", "tick-3"), stats.rejections[0][1]),)
-    assert "InvalidParameterValue" in stats.rejections[0][1]
+    assert (stats.rejected, stats.rejected_requests, stats.sent_datums) == (1, 1, 4)
+    [(ids, message)] = stats.rejections
+    assert ids == ("tick-2",) and "Poison{EndpointName=fraud-ep,VariantName=v6}" in message
+    assert "InvalidParameterValue" in message
     assert stats.last_error is not None and "tick-2" in stats.last_error
     assert h.publisher.pending() == []
+
+
+def test_bisecting_a_refused_request_delivers_every_valid_datum_in_order() -> None:
+    """Issue 10, item 8: one bad datum used to cost the whole request (all valid datums with it)."""
+    calls: list[list[Entry]] = []
+    sent: list[list[str]] = []
+    h = Harness(FakeClient(refuses_marked(calls)), on_sent=sent.append)
+    datums = [scalar(i, name="Poison" if i in (17, 500, 501, 998) else "Invocations") for i in range(1000)]
+    h.publisher.enqueue("tick-1", datums[:600])
+    h.publisher.enqueue("tick-2", datums[600:])
+    result = h.publisher.flush()
+    assert result.complete and result.rejected == 4 and result.sent_datums == 996
+    assert [e["Value"] for e in h.client.entries()] == [float(i) for i in range(1000) if i not in (17, 500, 501, 998)]
+    stats = h.publisher.stats()
+    assert stats.rejected == 4 and sorted(ids for ids, _ in stats.rejections) == [("tick-1",)] * 3 + [("tick-2",)]
+    assert len(calls) <= 1 + 4 * 2 * 10  # a few bisection steps per bad datum, not one call per datum
+    assert sorted(b for ids in sent for b in ids) == ["tick-1", "tick-2"]  # both done: never sent again
+    assert h.publisher.pending() == [] and h.publisher.buffered_datums() == 0
+
+
+def test_a_hold_while_bisecting_keeps_the_unsent_rest_buffered_in_order() -> None:
+    def fail(i: int, md: list[Entry]) -> Exception | None:
+        if i >= 3:
+            return client_error("AccessDenied", 403) if i == 3 else None
+        return client_error("InvalidParameterValue", 400) if any(e["MetricName"] == "Poison" for e in md) else None
+
+    h = Harness(FakeClient(fail))
+    h.publisher.enqueue("tick-1", [scalar(0, name="Poison")] + [scalar(i) for i in range(1, 8)])
+    # calls: [0..7] refused, [0..3] refused, [0,1] refused, [0] held: nothing dropped yet
+    first = h.publisher.flush()
+    assert not first.complete and first.rejected == 0 and h.publisher.buffered_datums() == 8
+    second = h.publisher.flush()
+    assert second.complete and h.client.entries()[0]["MetricName"] == "Poison"  # CloudWatch took it this time
+    assert [e["Value"] for e in h.client.entries()] == [float(i) for i in range(8)]
 
 
 def test_invalid_datums_are_dropped_on_enqueue_and_counted() -> None:
@@ -297,7 +338,7 @@ def test_too_old_and_too_new_are_dropped_and_counted_on_enqueue() -> None:
     h = Harness(FakeClient())
     margin = h.publisher.age_margin_ms
     oldest_ok = T0 - CLOUDWATCH_MAX_AGE_MS + margin
-    newest_ok = T0 + 2 * HOUR_MS - margin
+    newest_ok = T0 + MAX_FUTURE_MS
     result = h.publisher.enqueue("tick-1", [
         scalar(1, oldest_ok - 1), scalar(2, oldest_ok), scalar(3, T0 - 15 * DAY_MS),
         scalar(4, newest_ok), scalar(5, newest_ok + 1),
@@ -307,6 +348,31 @@ def test_too_old_and_too_new_are_dropped_and_counted_on_enqueue() -> None:
     assert [e["Value"] for e in h.client.entries()] == [2.0, 4.0]
     stats = h.publisher.stats()
     assert (stats.dropped_too_old, stats.dropped_too_new) == (2, 1)
+
+
+def test_every_timestamp_the_parser_accepts_is_sent() -> None:
+    """One future limit for parser and publisher (issue 10, item 9): captures stamped +1 h 45 min
+    .. +2 h used to parse and then be dropped as too new. The limit itself stays clear of
+    CloudWatch's two hours by the clock skew SigV4 tolerates."""
+    from pipelines.parse import ParseLimits, parse_capture
+    from pipelines.records import Capture
+
+    assert ParseLimits().max_future_ms == MAX_FUTURE_MS <= 2 * HOUR_MS - 5 * MINUTE_MS
+    h = Harness(FakeClient())
+    accepted = []
+    for ahead in (105 * MINUTE_MS, 110 * MINUTE_MS + 1, MAX_FUTURE_MS):
+        raw = json.dumps({"inference_id": f"i{ahead}", "endpoint": "fraud-ep", "variant": "v6",
+                          "timestamp": T0 + ahead, "prediction": 1}).encode()
+        record = parse_capture(raw, now_ms=T0)
+        assert isinstance(record, Capture), record
+        accepted.append(Datum("Invocations", DIMS, record.timestamp_ms, value=1.0))
+    assert parse_capture(json.dumps({"inference_id": "x", "endpoint": "fraud-ep", "variant": "v6",
+                                     "timestamp": T0 + MAX_FUTURE_MS + 1, "prediction": 1}).encode(),
+                         now_ms=T0).reason == "future_timestamp"  # type: ignore[union-attr]
+    assert h.publisher.enqueue("tick-1", accepted).accepted == 3
+    h.clock.advance(MINUTE_MS)  # time only brings them closer
+    assert h.publisher.flush().sent_datums == 3
+    assert h.publisher.stats().dropped_too_new == 0
 
 
 def test_datums_that_age_out_during_an_outage_are_dropped_and_counted() -> None:

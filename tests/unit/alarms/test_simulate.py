@@ -17,9 +17,11 @@ def write(path: Path, content: Any) -> Path:
     return path
 
 
-def run(*argv: str) -> tuple[int, str, str]:
+def run(*argv: str, lag: str | None = "0") -> tuple[int, str, str]:
+    """The command on ``argv``; ``lag`` is its --publish-lag (None: the default lag model)."""
     out, err = io.StringIO(), io.StringIO()
-    code = simulate.main(list(argv), stdout=out, stderr=err)
+    extra = [] if lag is None or "--help" in argv else ["--publish-lag", lag]
+    code = simulate.main([*argv, *extra], stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
 
 

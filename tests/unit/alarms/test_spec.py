@@ -52,7 +52,9 @@ def spec_with(alarm: dict[str, Any], endpoint: dict[str, Any] | None = None, **t
 
 
 def request_for(alarm: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    (one,) = expand(spec_with(alarm, **kw))
+    """The request of one alarm; fail-open unless it says otherwise, the shape every request had
+    before fail-safe alarms (which `test_fail_safe.py` covers) and still has with fail_safe false."""
+    (one,) = expand(spec_with({"fail_safe": False, **alarm}, **kw))
     request = to_put_metric_alarm(one, "Rollguard")
     put_shape_ok(request)
     return request
@@ -352,7 +354,9 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("period: 45", "period: period must be 10, 20, 30 or a multiple of 60 seconds; got 45"),
+        ("period: 45", "period: period must be a multiple of 60 seconds; got 45"),
+        ("period: 30", "period: period must be a multiple of 60 seconds; got 30 (10, 20 and 30 s alarms need "
+                       "high-resolution metrics, and rollguard publishes at 60 s resolution)"),
         ("comparison: '=<'", "comparison must be one of <, <=, >, >=, LessThanThreshold"),
         ("treat_missing_data: notbreaching", "'breaching', 'notBreaching', 'ignore' or 'missing'; got 'notbreaching'"),
         ("scope: fleet", "Input should be 'all' or 'model_version'; got 'fleet'"),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipelines import parse as p
+from pipelines.cloudwatch_rules import MAX_FUTURE_MS
 from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.records import BadRecord, Capture, Label, Source
 
@@ -98,7 +99,7 @@ def test_error_capture_needs_no_prediction() -> None:
         (json.dumps(cap(prediction=2)).encode(), p.INVALID_VALUE),
         (json.dumps(cap(timestamp="yesterday")).encode(), p.INVALID_VALUE),
         (json.dumps(cap(timestamp=-5)).encode(), p.INVALID_VALUE),
-        (json.dumps(cap(timestamp=NOW + 2 * 3_600_000 + 1)).encode(), p.FUTURE_TIMESTAMP),
+        (json.dumps(cap(timestamp=NOW + MAX_FUTURE_MS + 1)).encode(), p.FUTURE_TIMESTAMP),
         (json.dumps(cap(prediction=...)).encode(), p.MISSING_PREDICTION),
     ],
 )
@@ -109,8 +110,8 @@ def test_bad_captures(raw: bytes, code: str) -> None:
     assert isinstance(bad, BadRecord) and bad.raw == raw and bad.source == src
 
 
-def test_timestamp_just_inside_two_hours_is_fine() -> None:
-    assert isinstance(parse(cap(timestamp=NOW + 2 * 3_600_000)), Capture)
+def test_timestamp_just_inside_the_future_limit_is_fine() -> None:
+    assert isinstance(parse(cap(timestamp=NOW + MAX_FUTURE_MS)), Capture)
 
 
 def test_oversized_record() -> None:

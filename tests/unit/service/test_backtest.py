@@ -140,7 +140,10 @@ def backtest_of(history: History, tmp: Path, *, bad: BadInterval | None, end: in
     source = LocalFiles()
     lines = read_lines(source, str(caps), "capture") + read_lines(source, str(labels), "label")
     alarms = expand(parse_spec(SPEC))
-    return run_backtest(alarms, lines, settings(), namespace="Rollguard", start=START, end=end, bad=bad)
+    # without the publishing lag, so the hand computations below are CloudWatch's rules alone
+    # (test_publishing_lag.py models the lag)
+    return run_backtest(alarms, lines, settings(), namespace="Rollguard", start=START, end=end, bad=bad,
+                        publish_lag_s=0)
 
 
 HISTORY_MINUTES = 180
@@ -179,7 +182,8 @@ def test_the_segment_alarm_fires_within_m_periods_of_the_regression(regressed: t
     assert report["first_bad_datapoint"] is not None
     assert parse_time(report["first_bad_datapoint"]) >= REGRESSION
     assert 0 < report["detection_delay_seconds"] <= SEG_M * SEG_PERIOD + MAX_LABEL_DELAY
-    assert set(report["data_found"]) == {"tp", "fn"} and all(report["data_found"].values())
+    # a guardrail alarm is fail-safe: it reads the replayed daemon's heartbeat too
+    assert set(report["data_found"]) == {"tp", "fn", "alive"} and all(report["data_found"].values())
 
 
 def hand_recall_per_period(history: History, period: int, min_samples: int) -> pd.Series:
@@ -304,7 +308,7 @@ def test_the_replay_follows_the_simulated_clock_for_expiry() -> None:
 
 
 def math_alarm(**alarm: Any) -> EvaluatorAlarm:
-    body = {"name": "recall", "metric": "recall", "threshold": 0.5, **alarm}
+    body = {"name": "recall", "metric": "recall", "threshold": 0.5, "fail_safe": False, **alarm}
     spec = parse_spec(json.dumps({"name": "t", "endpoints": [
         {"name": "fraud-ep", "variant": "v6", "model_version": "fraud-v6", "alarms": [body]}]}))
     (expanded,) = expand(spec)
@@ -653,11 +657,12 @@ endpoints:
     model_version: fraud-v6
     alarms:
       - {name: recall-gauge, gauge: Recall, threshold: 0.75, comparison: "<", scope: model_version,
-         segment: {merchant_category: "5411"}, period: 60, evaluation_periods: 3, datapoints_to_alarm: 3}
+         segment: {merchant_category: "5411"}, period: 60, evaluation_periods: 3, datapoints_to_alarm: 3,
+         fail_safe: false}
 """)
     lines = read_lines(LocalFiles(), str(caps), "capture") + read_lines(LocalFiles(), str(labels), "label")
     done = run_backtest(expand(spec), lines, settings(window_seconds=300),
-                        namespace="Rollguard", bad=BadInterval(START + 15 * 60))
+                        namespace="Rollguard", bad=BadInterval(START + 15 * 60), publish_lag_s=0)
     (r,) = done.results
     report = r.to_json()
     assert report["data_found"]["Recall"] > 0

@@ -7,6 +7,7 @@ from collections import namedtuple
 from typing import Any
 
 from pipelines.clock import MockedClock
+from pipelines.datum import Datum
 from service.checkpoint import decode
 from service.daemon import Daemon
 from service.settings import load_settings
@@ -33,13 +34,20 @@ class FakeConsumer:
 
 
 class FakePublisher:
+    """Keeps the liveness batches apart (`heartbeats`), so the tests of counts see counts only."""
+
     def __init__(self) -> None:
         self.queue: dict[str, list[Any]] = {}
         self.sent: list[str] = []
         self.on_sent: Any = None
         self.buffered = 0
+        self.heartbeats: list[Any] = []
 
-    def enqueue(self, batch_id: str, datums: Any) -> None: self.queue[batch_id] = list(datums)
+    def enqueue(self, batch_id: str, datums: Any) -> None:
+        if batch_id.startswith("heartbeat-"):
+            self.heartbeats += list(datums)
+        else:
+            self.queue[batch_id] = list(datums)
     def pending(self) -> list[str]: return list(self.queue)
     def discard(self, batch_ids: Any) -> None:
         for b in batch_ids:
@@ -412,3 +420,41 @@ def test_readiness_says_when_the_loop_itself_is_stuck() -> None:
     d.clock.advance(1000)  # type: ignore[attr-defined]  # no tick for more than three tick intervals
     ready, why = d.readiness()
     assert not ready and why == "cannot consume: the loop has not ticked for 181 s"
+
+
+def test_every_ready_instance_publishes_a_heartbeat_every_tick_without_traffic() -> None:
+    """Issue 10, item 1: the liveness signal fail-safe alarms watch, independent of traffic."""
+    pub = FakePublisher()
+    d = daemon(publisher=pub)
+    d.tick()
+    assert pub.heartbeats == []  # not ready: no partitions assigned and restored yet
+    d.on_partitions_assigned([TP("captures", 0)])
+    for _ in range(3):
+        d.tick()  # no records at all
+        d.clock.advance(60_000)  # type: ignore[attr-defined]
+    # one per tick bucket each tick completed (pipelines.heartbeat): the first vouches for the last one
+    done = NOW - NOW % 60_000 - 60_000
+    assert pub.heartbeats == [Datum("Heartbeat", (), done + i * 60_000, "Count", 1.0) for i in range(3)]
+    d.tick()
+    d.tick()  # a second tick in the same bucket (a rebalance, a slow scheduler) adds nothing
+    assert len(pub.heartbeats) == 4 and pub.queue == {}  # apart from the exact counts (never checkpointed)
+    d.clock.advance(150_000)  # type: ignore[attr-defined]  # a late tick completes two buckets at once
+    d.tick()
+    assert [b.timestamp_ms for b in pub.heartbeats[4:]] == [done + 4 * 60_000, done + 5 * 60_000]
+
+
+def test_no_heartbeat_while_not_ready() -> None:
+    store, pub = FailingStore(), FakePublisher()
+    d = daemon(store, pub)
+    d.on_partitions_assigned([TP("captures", 0)])
+    d.tick()
+    assert len(pub.heartbeats) == 1
+    store.full = True  # the checkpoint fails: the instance holds and says it is not ready
+    for _ in range(3):
+        d.clock.advance(60_000)  # type: ignore[attr-defined]
+        d.tick()
+    assert not d.readiness()[0] and len(pub.heartbeats) == 1
+    store.full = False
+    d.clock.advance(60_000)  # type: ignore[attr-defined]
+    d.tick()
+    assert d.readiness()[0] and len(pub.heartbeats) == 2

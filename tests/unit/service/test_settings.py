@@ -20,10 +20,13 @@ def test_defaults_match_spec(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROLLGUARD_SEGMENT_ATTRIBUTES", "merchant_category, country")
+    monkeypatch.setenv("ROLLGUARD_SEGMENT_VALUES", "merchant_category=5411|5812 | 7995; country=de|fr")
     monkeypatch.setenv("ROLLGUARD_SCORE_THRESHOLDS", "fraud-ep=0.7")
     monkeypatch.setenv("ROLLGUARD_TICK_SECONDS", "5")
     s = load_settings()
     assert s.segment_attributes == ("merchant_category", "country")
+    assert s.segment_values == {"merchant_category": ("5411", "5812", "7995"), "country": ("de", "fr")}
+    assert not s.segment_first_come and not s.segment_gauges
     assert s.score_thresholds == {"fraud-ep": 0.7} and s.score_threshold == 0.5
     assert s.tick_seconds == 5
 
@@ -172,3 +175,47 @@ def test_rollguard_run_names_a_wrong_region_in_the_config_file(tmp_path: Path) -
     assert result.stderr.splitlines() == [
         "rollguard: invalid setting ROLLGUARD_AWS_REGION='eu west 1': "
         "must be an AWS region name such as eu-west-1 (letters, digits and hyphens)"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ROLLGUARD_SEGMENT_ATTRIBUTES": "merchant_category"},
+         "invalid settings: segment attribute 'merchant_category' (ROLLGUARD_SEGMENT_ATTRIBUTES) needs its values in "
+         "ROLLGUARD_SEGMENT_VALUES (e.g. merchant_category=a|b|c), or ROLLGUARD_SEGMENT_FIRST_COME=true to admit the "
+         "first values seen (one instance only)"),
+        ({"ROLLGUARD_SEGMENT_ATTRIBUTES": "a,b", "ROLLGUARD_SEGMENT_VALUES": "a=1|2"},
+         "invalid settings: segment attribute 'b' (ROLLGUARD_SEGMENT_ATTRIBUTES) needs its values"),
+        ({"ROLLGUARD_SEGMENT_VALUES": "country=de"},
+         "invalid settings: ROLLGUARD_SEGMENT_VALUES lists values of 'country', which is not in ROLLGUARD_SEGMENT_ATTRIBUTES"),
+        ({"ROLLGUARD_SEGMENT_ATTRIBUTES": "a", "ROLLGUARD_SEGMENT_VALUES": "a=1|2|3", "ROLLGUARD_SEGMENT_CARDINALITY_CAP": "2"},
+         "invalid settings: ROLLGUARD_SEGMENT_VALUES lists 3 values of 'a', more than ROLLGUARD_SEGMENT_CARDINALITY_CAP=2"),
+        ({"ROLLGUARD_SEGMENT_ATTRIBUTES": "a", "ROLLGUARD_SEGMENT_VALUES": "a"},
+         "invalid setting ROLLGUARD_SEGMENT_VALUES='a': must be attribute=value|value|...;attribute=value|..."),
+    ],
+)
+def test_segment_mapping_must_be_the_same_on_every_instance(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                                            message: str) -> None:
+    """Issue 10, item 3: an allow-list per attribute, or first come as an explicit single-instance mode."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_first_come_segments_are_an_explicit_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLGUARD_SEGMENT_ATTRIBUTES", "merchant_category,country")
+    monkeypatch.setenv("ROLLGUARD_SEGMENT_VALUES", "country=de|fr")
+    monkeypatch.setenv("ROLLGUARD_SEGMENT_FIRST_COME", "true")
+    s = load_settings()
+    assert s.segment_first_come and s.segment_values == {"country": ("de", "fr")}
+
+
+def test_the_future_limit_cannot_pass_what_the_publisher_sends() -> None:
+    from pipelines.cloudwatch_rules import MAX_FUTURE_MS
+
+    assert load_settings().max_future_seconds * 1000 == MAX_FUTURE_MS
+    with pytest.raises(SettingsError, match="ROLLGUARD_MAX_FUTURE_SECONDS=7200: must be a whole number of seconds "
+                                            ">= 0 and <= 6900"):
+        load_settings(max_future_seconds=7200)
