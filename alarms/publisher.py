@@ -120,6 +120,7 @@ class Publisher:
         max_request_bytes: int = rules.MAX_REQUEST_BYTES,
         max_rejections_kept: int = 100,
         on_sent: Callable[[list[str]], object] | None = None,
+        on_refused: Callable[[Datum, str], object] | None = None,
     ) -> None:
         if not namespace or len(namespace) > rules.MAX_NAME:
             raise ValueError(f"namespace must be 1..{rules.MAX_NAME} chars, got {namespace!r}")
@@ -141,6 +142,9 @@ class Publisher:
         # told the ids of batches whose every datum CloudWatch acknowledged (called from the
         # flushing thread, outside the lock), so a checkpoint ledger can record them at once
         self._on_sent = on_sent
+        # told each datum CloudWatch refused for good, with why (same thread, outside the lock),
+        # so the daemon can dead-letter it rather than only count it
+        self._on_refused = on_refused
         self.namespace = namespace
         self._clock = clock
         self._sleep = sleep
@@ -424,7 +428,10 @@ class Publisher:
                     failures += iso.failures
                     retries += iso.retries
                     with self._lock:
-                        n_rejected, n_sent, done = self._settle(segments, iso)
+                        n_rejected, n_sent, done, refused = self._settle(segments, iso)
+                    if self._on_refused is not None:
+                        for datum, why in refused:
+                            self._on_refused(datum, why)
                     rejected += n_rejected
                     sent_datums += n_sent
                     sent_requests += iso.sent_requests
@@ -484,13 +491,14 @@ class Publisher:
                 break
         return iso
 
-    def _settle(self, segments: list[_Batch], iso: "_Isolation") -> tuple[int, int, list[str]]:
+    def _settle(self, segments: list[_Batch], iso: "_Isolation") -> tuple[int, int, list[str], list[tuple[Datum, str]]]:
         """Account for an isolated request: drop the refused datums (counted, logged, kept in
         the rejections), forget the sent ones, keep the rest in flight for a put-back. Lock held.
-        Returns (rejected, sent, ids of batches now wholly done)."""
+        Returns (rejected, sent, ids of batches now wholly done, the refused datums and why)."""
         c = self._counters
         now = self._clock.now_ms()
         i = n_rejected = n_sent = 0
+        refused: list[tuple[Datum, str]] = []
         for segment in segments:
             kept: deque[tuple[Datum, int]] = deque()
             for item in segment.items:
@@ -502,6 +510,7 @@ class Publisher:
                     n_sent += 1
                 else:
                     n_rejected += 1
+                    refused.append((item[0], str(status)))
                     what = f"batch {segment.batch_id}: CloudWatch refused {_describe_datum(item[0])}: {status}"
                     self._rejections.append(((segment.batch_id,), what))
                     self._record_error(what)
@@ -519,7 +528,7 @@ class Publisher:
             c.last_success_ms = now
         still = set(self._pending_ids())
         done = [b for b in dict.fromkeys(s.batch_id for s in segments) if b not in still]
-        return n_rejected, n_sent, done
+        return n_rejected, n_sent, done, refused
 
     def _send(
         self, entries: list[Entry], deadline_ms: int | None, abort: threading.Event | None

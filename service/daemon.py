@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from service.settings import Settings
 log = logging.getLogger("rollguard")
 
 BATCH_DATUMS = 500
+CLOUDWATCH_REFUSED = "cloudwatch_refused"  # a datum CloudWatch refused; its PutMetricData entry as JSON
 CORRUPT_RECORD = "corrupt_record"  # the Kafka client could not decode it; skipped by offset
 
 
@@ -145,6 +147,7 @@ class Daemon:
         self.hold: str | None = None  # why state cannot be saved right now (then nothing is committed)
         self.consumer_stall: str | None = None  # why the broker seems unreachable
         self._assigned_ms = 0
+        self._refused: queue.SimpleQueue[tuple[Datum, str]] = queue.SimpleQueue()
         self._status: dict[str, Any] | None = None  # taken at tick time, served to readers
         self._heartbeat_ms: int | None = None  # when the last heartbeat went out (None: not since ready)
 
@@ -217,6 +220,20 @@ class Daemon:
             for p in partitions:
                 self.parked[p] = self.slots.pop(p)
             log.info("revoked partitions %s", partitions)
+
+    def on_refused(self, datum: Datum, why: str) -> None:
+        """From the publisher's thread: CloudWatch refused this datum for good (the rest of its
+        request was sent). It goes to the dead-letter topic at the next tick, from the loop."""
+        self._refused.put((datum, why))
+
+    def _dead_letter_refused(self) -> None:
+        while True:
+            try:
+                datum, why = self._refused.get_nowait()
+            except queue.Empty:
+                return
+            raw = json.dumps(datum.to_cloudwatch(), sort_keys=True).encode()
+            self.dead_letters.send(BadRecord(CLOUDWATCH_REFUSED, f"CloudWatch refused the datum: {why}"[:300], raw), None)
 
     def on_sent(self, batch_ids: list[str]) -> None:
         """From the publisher's thread: record at once that these batches reached CloudWatch,
@@ -314,6 +331,7 @@ class Daemon:
                 batch_id = f"p{p}-{now}-{self._tick_seq}-{i // BATCH_DATUMS}"
                 slot.unsent[batch_id] = datums[i:i + BATCH_DATUMS]
                 slot.held.append(batch_id)
+        self._dead_letter_refused()
         # a checkpoint moves offsets past the bad records, so their dead letters come first
         if not self.dead_letters.flush(timeout_s=min(5.0, self.settings.tick_seconds)):
             self._hold(f"{self.dead_letters.pending()} dead letters not confirmed written: {self.dead_letters.last_error}")

@@ -50,6 +50,7 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
         make_cloudwatch_client(settings.aws_endpoint_url, region_name=settings.aws_region),
         settings.namespace, clock, max_buffered_datums=settings.max_buffered_datums,
         on_sent=lambda ids: built[0].on_sent(ids),
+        on_refused=lambda datum, why: built[0].on_refused(datum, why),
     )
     store = checkpoint.open_store(settings.state_dir, lambda: aws.client("s3", settings))
     daemon = Daemon(

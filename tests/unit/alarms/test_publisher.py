@@ -521,3 +521,11 @@ def test_an_exception_escaping_a_flush_leaves_the_datums_buffered() -> None:
         publisher.flush()
     assert publisher.pending() == ["tick-1"] and publisher.buffered_datums() == 2
     assert publisher.flush().sent_datums == 2
+
+
+def test_each_refused_datum_is_handed_on_so_the_daemon_can_dead_letter_it() -> None:
+    refused: list[tuple[str, str]] = []
+    h = Harness(FakeClient(refuses_marked()), on_refused=lambda d, why: refused.append((d.name, why)))
+    h.publisher.enqueue("tick-1", [scalar(1), scalar(2, name="Poison"), scalar(3)])
+    assert h.publisher.flush().complete
+    assert [name for name, _ in refused] == ["Poison"] and "InvalidParameterValue" in refused[0][1]

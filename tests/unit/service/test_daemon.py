@@ -458,3 +458,15 @@ def test_no_heartbeat_while_not_ready() -> None:
     d.clock.advance(60_000)  # type: ignore[attr-defined]
     d.tick()
     assert d.readiness()[0] and len(pub.heartbeats) == 2
+
+
+def test_a_datum_cloudwatch_refused_goes_to_the_dead_letter_topic() -> None:
+    from pipelines.datum import Datum
+
+    d = daemon()
+    d.on_partitions_assigned([TP("captures", 0)])
+    d.on_refused(Datum("Invocations", (("EndpointName", "ep"),), NOW, "Count", 1.0), "InvalidParameterValue: nope")
+    d.tick()
+    (letter,) = d.dead_letters.sent  # type: ignore[attr-defined]
+    assert letter.reason == "cloudwatch_refused" and "InvalidParameterValue" in letter.detail
+    assert json.loads(letter.raw)["MetricName"] == "Invocations" and letter.source is None
