@@ -422,23 +422,24 @@ def _window(value: Any) -> dict[str, Any]:
             "min_samples": _float(w["min_samples"], "pipeline.window.min_samples"), "series": series}
 
 
+def _by_endpoint(value: Any, path: str, endpoint_optional: bool, bits: int, multi: bool) -> dict[Any, Any]:
+    """An array of `{endpoint, ids, entries}` as endpoint -> pending entries; each endpoint once."""
+    out: dict[Any, Any] = {}
+    for i, item in enumerate(_list(value, path)):
+        endpoint, pending = _pending(item, f"{path}[{i}]", endpoint_optional, bits, multi)
+        if endpoint in out:
+            raise _Refused(f"invalid ({path}[{i}]: endpoint {_short(endpoint)} appears twice)")
+        out[endpoint] = pending
+    return out
+
+
 def _join(value: Any) -> dict[str, Any]:
     j = _obj(value, "pipeline.join", _JOIN_KEYS - {"version"})
     series = [_series(s, f"pipeline.join.series[{i}]") for i, s in enumerate(_list(j["series"], "pipeline.join.series"))]
     if len(set(series)) != len(series):
         raise _Refused("invalid (pipeline.join.series: a series appears twice)")
-    captures: dict[Any, Any] = {}
-    for i, item in enumerate(_list(j["captures"], "pipeline.join.captures")):
-        endpoint, pending = _pending(item, f"pipeline.join.captures[{i}]", False, CAPTURE_ENTRY_BITS, True)
-        if endpoint in captures:
-            raise _Refused(f"invalid (pipeline.join.captures[{i}]: endpoint {_short(endpoint)} appears twice)")
-        captures[endpoint] = pending
-    labels: dict[Any, Any] = {}
-    for i, item in enumerate(_list(j["labels"], "pipeline.join.labels")):
-        endpoint, pending = _pending(item, f"pipeline.join.labels[{i}]", True, LABEL_ENTRY_BITS, False)
-        if endpoint in labels:
-            raise _Refused(f"invalid (pipeline.join.labels[{i}]: endpoint {_short(endpoint)} appears twice)")
-        labels[endpoint] = pending
+    captures = _by_endpoint(j["captures"], "pipeline.join.captures", False, CAPTURE_ENTRY_BITS, True)
+    labels = _by_endpoint(j["labels"], "pipeline.join.labels", True, LABEL_ENTRY_BITS, False)
     stats = _int_map(j["stats"], "pipeline.join.stats")
     if set(stats) != _STAT_NAMES:
         raise _Refused(f"invalid (pipeline.join.stats: {_field_diff(stats, _STAT_NAMES)})")

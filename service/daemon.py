@@ -163,10 +163,20 @@ class Daemon:
         """Each partition keeps its own share of the gauges, checkpointed with it and moving with it."""
         return SlidingWindow(self._window_ms, self.config.tick_ms, self.settings.min_samples)
 
+    def _windows(self) -> list[SlidingWindow]:
+        return [slot.pipeline.window for slot in self.slots.values() if isinstance(slot.pipeline.window, SlidingWindow)]
+
     def window(self) -> SlidingWindow:
         """The gauges' window over every partition this instance owns."""
-        windows = [slot.pipeline.window for slot in self.slots.values() if isinstance(slot.pipeline.window, SlidingWindow)]
-        return SlidingWindow.merged(windows, self._window_ms, self.config.tick_ms, self.settings.min_samples)
+        return SlidingWindow.merged(self._windows(), self._window_ms, self.config.tick_ms, self.settings.min_samples)
+
+    def _slot(self, partition: int) -> Slot:
+        """The slot of an owned partition; one a record arrives for unannounced (cannot happen
+        with co-partitioned topics) is loaded rather than its records dropped."""
+        slot = self.slots.get(partition)
+        if slot is None:
+            slot = self.slots[partition] = self.load_partition(partition)
+        return slot
 
     def load_partition(self, partition: int) -> Slot:
         name = self._checkpoint_name(partition)
@@ -261,10 +271,7 @@ class Daemon:
         now = self.clock.now_ms()
         with self.lock:
             for tp, records in batch.items():
-                slot = self.slots.get(tp.partition)
-                if slot is None:  # cannot happen with co-partitioned topics; never drop silently
-                    slot = self.slots[tp.partition] = self.load_partition(tp.partition)
-                pipeline = slot.pipeline
+                pipeline = self._slot(tp.partition).pipeline
                 expected = pipeline.offsets.get(tp.topic)
                 if expected is not None and records[0].offset != expected:
                     log.warning("%s[%d]: read offset %d, expected %d", tp.topic, tp.partition, records[0].offset, expected)
@@ -282,9 +289,7 @@ class Daemon:
         """A record the Kafka client cannot even decode (say, a header key that is not UTF-8):
         dead-letter what is known about it and move past it, so it cannot crash-loop the loop."""
         with self.lock:
-            slot = self.slots.get(tp.partition)
-            if slot is None:
-                slot = self.slots[tp.partition] = self.load_partition(tp.partition)
+            slot = self._slot(tp.partition)
             detail = f"the Kafka client cannot decode the record: {type(error).__name__}: {error}".splitlines()[0][:300]
             bad = BadRecord(CORRUPT_RECORD, detail, b"", Source(tp.topic, tp.partition, offset))
             slot.pipeline.offsets[tp.topic] = offset + 1
@@ -347,9 +352,8 @@ class Daemon:
                     self.publisher.enqueue(batch_id, slot.unsent[batch_id])
                 slot.held = []
                 slot.checkpointed = dict(slot.pipeline.offsets)
-        for slot in self.slots.values():
-            if isinstance(slot.pipeline.window, SlidingWindow):
-                slot.pipeline.window.evict(now)
+        for partition_window in self._windows():
+            partition_window.evict(now)
         window = self.window()
         gauges = gauge_datums(window, now, self.config.tick_ms)
         if gauges:  # not part of the exact counts: a restart only recomputes them
@@ -460,8 +464,8 @@ class Daemon:
             "partitions": sorted(self.slots),
             "series": window_series(self.window() if window is None else window, now),
             **pipeline_totals(slot.pipeline for slot in self.slots.values()),
-            "dead_letters": dict(getattr(self.dead_letters, "written", {})),
-            "dead_letters_pending": self.dead_letters.pending() if hasattr(self.dead_letters, "pending") else 0,
+            "dead_letters": dict(self.dead_letters.written),
+            "dead_letters_pending": self.dead_letters.pending(),
             "consumer_lag": dict(self.stats.lag),
             "consumer_connected": self.consumer_stall is None,
             "ticks": self.stats.ticks,

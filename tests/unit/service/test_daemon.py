@@ -65,6 +65,7 @@ class FakePublisher:
 class DeadLetters:
     def __init__(self) -> None:
         self.sent: list[Any] = []
+        self.written: dict[str, int] = {}
 
     def send(self, bad: Any, key: Any) -> None: self.sent.append(bad)
     def flush(self, timeout_s: float = 5.0) -> bool: return True
