@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from alarms import aws_clients, command, published
 from alarms.aws_clients import AwsSettings
 from alarms.spec import expand, spec_warnings, to_put_metric_alarm
-from alarms.sync import AlarmClient, Change, PartialApplyError, SyncError, apply, plan
+from alarms.sync import AlarmClient, Change, PartialApplyError, SyncError, apply, desired_requests, plan
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def main(
     if args.command == "show":
         namespace = settings().namespace
         try:
-            requests = [to_put_metric_alarm(a, namespace) for a in expand(spec)]
+            requests = list(desired_requests(spec, namespace).values())
         except ValueError as exc:
             print(f"rollguard alarms: {exc}", file=err)
             return 2

@@ -1,7 +1,8 @@
 """What rollguard costs in CloudWatch per month, at list price: the custom metrics the daemon
-creates (counted from the same dimension sets and vocabulary it publishes with), the spec's
-alarms (per metric each reads, high resolution dearer) and the PutMetricData requests of every
-tick. Pure: the shape of the traffic comes in as a :class:`Shape`, the alarms as their
+creates (counted from the same dimension sets and vocabulary it publishes with, plus one
+``Verdict`` per comparison), the spec's alarms (per metric each reads, high resolution dearer;
+a comparison's verdict alarm reads two, its Verdict and the Heartbeat: `alarms.sync.desired_requests`
+lists every request of a spec) and the PutMetricData requests of every tick. Pure: the shape of the traffic comes in as a :class:`Shape`, the alarms as their
 PutMetricAlarm requests.
 
 The count is an upper bound at steady state: every series that can receive data does, within
@@ -41,7 +42,7 @@ SHADOW_GAUGES = frozenset({metrics.RATES["shadow_agreement"].gauge})
 _NOT_PER_FLEET = frozenset({metrics.ORPHAN_LABELS, metrics.EVICTED})
 
 KINDS = ("counts", "latency", "gauges", "segment counts", "segment latency", "segment gauges",
-         "per endpoint", "liveness")
+         "per endpoint", "liveness", "verdicts")
 
 Metric = tuple[str, Dimensions]
 
@@ -66,6 +67,8 @@ class Shape:
     segment_gauges: bool = False
     tick_seconds: float = 60.0
     instances: int = 1
+    #: (endpoint, comparison name) of every comparison judged: one ``Verdict`` metric each
+    comparisons: tuple[tuple[str, str], ...] = ()
 
 
 def published_metrics(shape: Shape) -> dict[Metric, str]:
@@ -95,6 +98,8 @@ def published_metrics(shape: Shape) -> dict[Metric, str]:
     for endpoint in dict.fromkeys(f.endpoint for f in shape.fleets):
         out[(metrics.ORPHAN_LABELS, ((metrics.ENDPOINT_NAME, endpoint),))] = "per endpoint"
     out[(metrics.HEARTBEAT, ())] = "liveness"
+    for endpoint, comparison in shape.comparisons:
+        out[(metrics.VERDICT, ((metrics.ENDPOINT_NAME, endpoint), (metrics.COMPARISON, comparison)))] = "verdicts"
     return out
 
 

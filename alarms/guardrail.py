@@ -2,8 +2,9 @@
 
 The request shifts traffic to the new endpoint config by canary (``--canary 10%``), linear
 steps (``--linear 10%``) or all at once (neither), bakes ``--wait`` seconds after each shift,
-and lists the spec's guardrail alarms of the endpoint in ``AutoRollbackConfiguration``: any of
-them entering ALARM during a bake rolls the whole deploy back.
+and lists the spec's guardrail alarms of the endpoint in ``AutoRollbackConfiguration``, then the
+verdict alarm of each of its comparisons with ``guardrail: true`` (one slot each): any of them
+entering ALARM during a bake rolls the whole deploy back.
 
 SageMaker's limits are checked here, with the limit named in the error, before any AWS call:
 1-10 alarms; canary 1-50 % of the new fleet; linear step 10-50 %; wait and termination wait
@@ -26,11 +27,12 @@ from typing import Any, TextIO
 
 from alarms import aws_clients, command
 from alarms.aws_clients import AwsSettings
-from alarms.spec import guardrail_alarm_names
+from alarms.spec import guardrail_alarms, guardrail_verdicts
+from alarms.spec.guardrails import MAX_GUARDRAIL_ALARMS
 from alarms.spec.schema import SAGEMAKER_NAME_RE
 from pipelines import cloudwatch_rules
 
-MAX_ALARMS = 10
+MAX_ALARMS = MAX_GUARDRAIL_ALARMS
 MAX_CANARY_PCT = 50
 LINEAR_STEP_PCT = (10, 50)
 MAX_WAIT_S = 3600
@@ -188,11 +190,22 @@ def main(
     if isinstance(parsed, int):
         return parsed
     args, spec = parsed
-    names = guardrail_alarm_names(spec, args.endpoint)
+    alarms, verdicts = guardrail_alarms(spec, args.endpoint), guardrail_verdicts(spec, args.endpoint)
+    names = [*alarms, *verdicts]
     if not names:
+        endpoints = dict.fromkeys([*(e.name for e in spec.endpoints), *(c.endpoint for c in spec.comparisons)])
         print(
-            f"rollguard guardrail: spec {args.spec} has no guardrail alarms for endpoint {args.endpoint} "
-            f"(endpoints in it: {', '.join(e.name for e in spec.endpoints)})",
+            f"rollguard guardrail: spec {args.spec} has no guardrail alarms or comparisons for endpoint "
+            f"{args.endpoint} (endpoints in it: {', '.join(endpoints)})",
+            file=err,
+        )
+        return 2
+    if len(names) > MAX_ALARMS:
+        print(
+            f"rollguard guardrail: spec {args.spec} has {len(names)} guardrail alarms for endpoint {args.endpoint} "
+            f"({len(alarms)} alarms, {len(verdicts)} comparison verdicts: {', '.join(names)}), but SageMaker's "
+            f"AutoRollbackConfiguration takes at most {MAX_ALARMS}; set guardrail: false on the alarms or "
+            "comparisons this deploy need not roll back on",
             file=err,
         )
         return 2

@@ -6,6 +6,9 @@ PutMetricAlarm when the alarm is created). Only such alarms are ever updated or 
 A spec alarm whose name is taken by an alarm this spec does not own is a ``conflict``:
 ``apply`` refuses to run until it is resolved by hand, and changes nothing.
 
+A spec's alarms are its endpoints' alarms and its comparisons' verdict alarms
+(``rollguard-{endpoint}-verdict-{comparison}``), owned, planned, applied and deleted alike.
+
 Comparison is field by field on a normalised, flattened view (:func:`comparable`), so what
 CloudWatch echoes back differently (defaults left out, ``Dimensions: []`` on math alarms,
 ``5`` vs ``5.0``, dimension and query order) never shows up as a change. Tags are not
@@ -23,10 +26,13 @@ from alarms.spec import (
     OWNER_TAG,
     OWNER_VALUE,
     SPEC_TAG,
+    Alarm,
     SpecFile,
+    VerdictAlarm,
     check_put_metric_alarm,
     expand,
     to_put_metric_alarm,
+    verdict_alarms,
 )
 from pipelines import cloudwatch_rules as rules
 
@@ -246,8 +252,10 @@ def owned_by(tags: Mapping[str, str], spec_name: str) -> bool:
 
 
 def desired_requests(spec: SpecFile, namespace: str) -> dict[str, dict[str, Any]]:
-    """The PutMetricAlarm request of every alarm in the spec, by alarm name, in spec order."""
-    return {a.name: to_put_metric_alarm(a, namespace) for a in expand(spec)}
+    """The PutMetricAlarm request of every alarm in the spec, by alarm name, in spec order: the
+    alarms, then one verdict alarm per comparison."""
+    alarms: list[Alarm | VerdictAlarm] = [*expand(spec), *verdict_alarms(spec)]
+    return {a.name: to_put_metric_alarm(a, namespace) for a in alarms}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ _ARRIVAL_SHIFT = 29  # seconds, 34 bits
 _CTS_SHIFT = 63  # capture time in seconds, 34 bits
 _LTS_SHIFT = 97  # label time in ms, 44 bits
 _S34 = (1 << 34) - 1
-_LABEL_CLEAR = ~((0b11 << _LABEL_SHIFT) | (((1 << 44) - 1) << _LTS_SHIFT))
+_SLOT_SHIFT = 141  # two bits per comparison slot, 4 slots (pipelines.comparison.counter)
+_LTS_MASK = (1 << 44) - 1
+_LABEL_CLEAR = ~((0b11 << _LABEL_SHIFT) | (_LTS_MASK << _LTS_SHIFT))
 
 # a pending label: class code (2 bits) | arrival seconds << 2 | label time ms << 36
 _PL_ARRIVAL_SHIFT = 2
@@ -103,7 +105,7 @@ def _entry(elements: tuple[int, ...]) -> Entry:
 
 def _label_of(elem: int) -> tuple[int, int] | None:
     code = (elem >> _LABEL_SHIFT) & 0b11
-    return None if code == 0 else (code - 1, elem >> _LTS_SHIFT)
+    return None if code == 0 else (code - 1, (elem >> _LTS_SHIFT) & _LTS_MASK)
 
 
 def _with_label(elem: int, label: int, ts_ms: int) -> int:
@@ -115,10 +117,58 @@ def _prediction(elem: int) -> int | None:
     return None if code == 0 else code - 1
 
 
+class Codec:
+    """Reads a pending capture for `pipelines.comparison.counter.ComparisonCounter`."""
+
+    @staticmethod
+    def series_id(elem: int) -> int:
+        return (elem >> _SID_SHIFT) & _SID_MASK
+
+    @staticmethod
+    def prediction(elem: int) -> int | None:
+        return _prediction(elem)
+
+    @staticmethod
+    def shadow(elem: int) -> bool:
+        return bool(elem & _SHADOW)
+
+    @staticmethod
+    def label(elem: int) -> int | None:
+        code = (elem >> _LABEL_SHIFT) & 0b11
+        return None if code == 0 else code - 1
+
+    @staticmethod
+    def slot_bits(elem: int, slot: int) -> int:
+        """The two bits of comparison `slot`: 1 member (counted while the comparison existed),
+        2 concurrent (its other arm was served shortly before)."""
+        return (elem >> (_SLOT_SHIFT + 2 * slot)) & 0b11
+
+    @staticmethod
+    def with_slot_bits(slot: int, bits: int) -> int:
+        return bits << (_SLOT_SHIFT + 2 * slot)
+
+
+CODEC = Codec()
+
+
+class Observer(Protocol):
+    """Sees every capture and every change of a pending id (the comparison counter)."""
+
+    @property
+    def endpoints(self) -> frozenset[str]: ...
+
+    def capture(self, cap: Capture, series: Series, now_ms: int) -> int:
+        """Extra bits for the new pending capture."""
+        ...
+
+    def changed(self, registry: SeriesRegistry, endpoint: str, old: tuple[int, ...], new: tuple[int, ...]) -> None: ...
+
+
 class JoinState:
     """Pending joins of one partition. Emits outcome counts to a Sink; owns no clock."""
 
     def __init__(self, policy: JoinPolicy = JoinPolicy(), registry: SeriesRegistry | None = None) -> None:
+        self.observer: Observer | None = None
         self.policy = policy
         self.registry = registry or SeriesRegistry()
         self.stats = JoinStats()
@@ -158,6 +208,9 @@ class JoinState:
             | ((now_ms // 1000) & _S34) << _ARRIVAL_SHIFT
             | ((cap.timestamp_ms // 1000) & _S34) << _CTS_SHIFT
         )
+        observer = self.observer if self.observer is not None and cap.endpoint in self.observer.endpoints else None
+        if observer is not None:
+            elem |= observer.capture(cap, series, now_ms)
         label = _label_of(elems[0]) if elems else self._take_pending_label(cap.endpoint, key)
         if label is not None:
             elem = _with_label(elem, *label)
@@ -167,6 +220,8 @@ class JoinState:
         if old is None:
             self._n_captures += 1
         by_id[key] = _entry(elems + (elem,))
+        if observer is not None:
+            observer.changed(self.registry, cap.endpoint, elems, elems + (elem,))
         self._enforce_cap(now_ms, sink)
         return True
 
@@ -179,7 +234,10 @@ class JoinState:
             by_id = self._captures.get(endpoint)
             entry = by_id.get(key) if by_id else None
             if entry is not None and by_id is not None:
-                by_id[key] = self._relabel(_elements(entry), label, sink)
+                elems = _elements(entry)
+                by_id[key] = new = self._relabel(elems, label, sink)
+                if self.observer is not None and endpoint in self.observer.endpoints:
+                    self.observer.changed(self.registry, endpoint, elems, _elements(new))
                 return
         self._keep_label(label, key, now_ms, sink)
 
@@ -191,6 +249,19 @@ class JoinState:
         wait_s = self.policy.label_wait_ms // 1000
         for endpoint, pending in self._labels.items():
             self._pop_front_labels(endpoint, pending, (now_ms // 1000) - wait_s, now_ms, sink, evicting=False)
+
+    def clear_slot_bits(self, endpoint: str, slots: set[int]) -> None:
+        """Forget which pending captures of `endpoint` belonged to these comparison slots (their
+        comparison left, or changed definition, across a restart)."""
+        mask = 0
+        for slot in slots:
+            mask |= 0b11 << (_SLOT_SHIFT + 2 * slot)
+        by_id = self._captures.get(endpoint)
+        if not mask or not by_id:
+            return
+        keep = ~mask
+        for key, entry in by_id.items():
+            by_id[key] = _entry(tuple(e & keep for e in _elements(entry)))
 
     def snapshot(self) -> dict[str, Any]:
         """Immutable-enough state for a checkpoint (shallow copies of dicts of ints/tuples)."""

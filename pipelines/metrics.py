@@ -61,6 +61,13 @@ OUTCOMES: dict[tuple[int, int], str] = {
 #: tick's own time: see `pipelines.heartbeat`.
 HEARTBEAT = "Heartbeat"
 
+# -- comparisons (SPEC.md "Comparisons and verdicts") ---------------------------------------
+COMPARISON = "Comparison"  # dimension: the comparison's name in the spec
+#: per comparison every tick, from the counts of every instance: 0 pass or no evidence of harm,
+#: 1 inconclusive, 2 fail; dimensions (EndpointName, Comparison), read with Stat Maximum
+VERDICT = "Verdict"
+VERDICT_VALUES: dict[str, float] = {"PASS": 0.0, "INCONCLUSIVE": 1.0, "FAIL": 2.0}
+
 # -- counters the sliding window keeps but rollguard never publishes -----------------------
 PREDICTIONS = "Predictions"
 POSITIVE_PREDICTIONS = "PositivePredictions"

@@ -13,7 +13,10 @@ from typing import Any, Protocol
 from pipelines import metrics as m
 from pipelines.aggregate import Aggregator
 from pipelines.datum import Datum
-from pipelines.join import JoinPolicy, JoinState
+from pipelines.comparison.config import Comparison
+from pipelines.comparison.counter import ComparisonCounter
+from pipelines.comparison.tally import ComparisonTally
+from pipelines.join import CODEC, JoinPolicy, JoinState
 from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.records import BadRecord, Capture, Label, Source
 from pipelines.datum import Dimensions
@@ -44,6 +47,8 @@ class PipelineConfig:
     score_thresholds: Mapping[str, float] = field(default_factory=dict)
     #: the window (gauges) keeps segment copies too; the counts always have them
     segment_gauges: bool = False
+    #: comparisons whose evidence this pipeline counts (pipelines.comparison)
+    comparisons: tuple[Comparison, ...] = ()
 
     def threshold(self, endpoint: str) -> float:
         return self.score_thresholds.get(endpoint, self.score_threshold)
@@ -70,6 +75,10 @@ class PartitionPipeline:
         self.aggregator = aggregator or Aggregator(config.tick_ms)
         self.names = names or NameCap()
         self.names.admit_restored(self.join.registry.snapshot())
+        self.comparisons: ComparisonCounter | None = None
+        if config.comparisons:
+            self.comparisons = ComparisonCounter(config.comparisons, CODEC)
+            self.join.observer = self.comparisons
         self.offsets: dict[str, int] = {}  # topic -> next offset to read
         self.bad_records: Counter[str] = Counter()
         self._dims: dict[Series, list[Dimensions]] = {}
@@ -163,7 +172,12 @@ class PartitionPipeline:
             "bad_records": dict(self.bad_records),
             # the partition's share of the gauges, so a restart does not blank them for a window
             "window": self.window.snapshot() if isinstance(self.window, SlidingWindow) else None,
+            "comparisons": self.comparisons.snapshot() if self.comparisons is not None else {},
         }
+
+    def comparison_tallies(self) -> dict[str, ComparisonTally]:
+        """This partition's evidence per comparison (empty without comparisons)."""
+        return self.comparisons.tallies() if self.comparisons is not None else {}
 
     @classmethod
     def restore(
@@ -181,6 +195,11 @@ class PartitionPipeline:
         )
         if isinstance(window, SlidingWindow) and data.get("window") is not None:
             window.load(data["window"])
+        saved = data.get("comparisons") or {}
+        stale = p.comparisons.restore(saved) if p.comparisons is not None else {
+            c["endpoint"]: {c["slot"]} for c in saved.values()}
+        for endpoint, slots in stale.items():
+            p.join.clear_slot_bits(endpoint, slots)
         p.offsets = dict(data["offsets"])
         p.bad_records = Counter(data["bad_records"])
         return p

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -22,6 +23,10 @@ class CheckpointStore(Protocol):
 
     def save(self, name: str, data: bytes) -> None:
         """Store atomically: a reader sees the old bytes or the new, never a mix."""
+        ...
+
+    def names(self, prefix: str) -> list[str]:
+        """The stored names that start with `prefix`, sorted."""
         ...
 
 
@@ -48,6 +53,9 @@ class LocalDirStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def names(self, prefix: str) -> list[str]:
+        return sorted(p.name for p in self.directory.glob(f"{glob_escape(prefix)}*") if p.is_file())
+
 
 class S3Store:
     """Checkpoints under s3://bucket/prefix/, for several instances sharing partitions."""
@@ -67,6 +75,13 @@ class S3Store:
     def save(self, name: str, data: bytes) -> None:
         # a single PutObject is atomic for readers
         self.s3.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+
+    def names(self, prefix: str) -> list[str]:
+        base = self._key("")
+        out: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            out += [obj["Key"][len(base):] for obj in page.get("Contents", [])]
+        return sorted(name for name in out if "/" not in name)
 
 
 def open_store(location: str, s3_factory: Callable[[], Any]) -> CheckpointStore:

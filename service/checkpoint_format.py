@@ -1,9 +1,9 @@
-"""The checkpoint file format, version 2: data only, never code. Pure: no I/O.
+"""The checkpoint file format, version 3 (reads 2 too): data only, never code. Pure: no I/O.
 
 A file is three parts (docs/checkpoint-format.md is the reference):
 
-    RGCK2\\n
-    {"format":"rollguard-checkpoint","version":2,"compression":"zlib","length":N,"sha256":"…"}\\n
+    RGCK3\\n
+    {"format":"rollguard-checkpoint","version":3,"compression":"zlib","length":N,"sha256":"…"}\\n
     <N bytes: the body, a JSON document, zlib-compressed when "compression" is "zlib">
 
 The SHA-256 covers the N stored body bytes and is checked before anything is decompressed or
@@ -26,18 +26,21 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from pipelines.comparison.config import MAX_PER_ENDPOINT as MAX_COMPARISONS_PER_ENDPOINT
 from pipelines.datum import Datum
 from pipelines.join import JoinStats
 from pipelines.processor import SNAPSHOT_VERSION as PIPELINE_SNAPSHOT_VERSION
 
 FORMAT = "rollguard-checkpoint"
-VERSION = 2
+VERSION = 3
+#: versions this rollguard reads: 2 is 3 without `pipeline.comparisons`
+READS = (2, 3)
 HEADER = b"RGCK%d\n" % VERSION
 ZLIB_LEVEL = 1  # the body is mostly digits and hex; level 1 gets most of the gain for a fraction of the time
 DOC = "docs/checkpoint-format.md"
 
 JOIN_SNAPSHOT_VERSION = 1  # what pipelines.join.JoinState.snapshot() writes
-CAPTURE_ENTRY_BITS = 141  # pipelines.join: label time (44 bits) from bit 97
+CAPTURE_ENTRY_BITS = 149  # pipelines.join: label time (44 bits) from bit 97, 8 comparison bits from 141
 LABEL_ENTRY_BITS = 80  # pipelines.join: a pending label's time (44 bits) from bit 36
 MAX_ENVELOPE_BYTES = 1024
 
@@ -46,7 +49,8 @@ _ENVELOPE_KEYS = frozenset({"format", "version", "compression", "length", "sha25
 _COMPRESSIONS = ("zlib", "none")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_PIPELINE_KEYS = frozenset({"version", "partition", "offsets", "join", "aggregator", "segments", "bad_records", "window"})
+_PIPELINE_KEYS = frozenset({"version", "partition", "offsets", "join", "aggregator", "segments", "bad_records", "window",
+                            "comparisons"})
 WINDOW_SNAPSHOT_VERSION = 1  # what pipelines.window.SlidingWindow.snapshot() writes
 _JOIN_KEYS = frozenset({"version", "series", "captures", "labels", "stats"})
 _STAT_NAMES = frozenset(f.name for f in dataclasses.fields(JoinStats))
@@ -122,6 +126,7 @@ def _body(state: Mapping[str, Any]) -> dict[str, Any]:
             "segments": p["segments"],
             "bad_records": p["bad_records"],
             "window": _window_out(p["window"]),
+            "comparisons": p["comparisons"],
         },
         "unsent": [{"batch_id": batch_id, "datums": [_datum(d) for d in datums]}
                    for batch_id, datums in state["unsent"].items()],
@@ -170,14 +175,15 @@ def _decode(data: bytes) -> dict[str, Any]:
     version = int(header.group(1))
     if version == 1:
         raise _Refused(PICKLE_REFUSED)
-    if version != VERSION:
-        raise _Refused(f"unsupported checkpoint version {version} (this rollguard reads version {VERSION})")
+    if version not in READS:
+        raise _Refused(f"unsupported checkpoint version {version} (this rollguard reads versions "
+                       f"{' and '.join(map(str, READS))})")
     start = header.end()
     end = data.find(b"\n", start, start + MAX_ENVELOPE_BYTES)
     if end < 0:
         short = len(data) < start + MAX_ENVELOPE_BYTES
         raise _Refused("corrupt (truncated envelope)" if short else "corrupt (no envelope line)")
-    envelope = _envelope(data[start:end])
+    envelope = _envelope(data[start:end], version)
     body = data[end + 1:]
     if len(body) != envelope["length"]:
         raise _Refused(f"corrupt (truncated: body has {len(body)} of {envelope['length']} bytes)"
@@ -190,22 +196,22 @@ def _decode(data: bytes) -> dict[str, Any]:
         doc = json.loads(text, parse_constant=_no_constant)
     except (ValueError, zlib.error, RecursionError) as ex:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise _Refused(f"corrupt (body: {type(ex).__name__}: {str(ex).splitlines()[0][:200]})") from None
-    return _state(doc)
+    return _state(doc, version)
 
 
 def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a number this format allows")
 
 
-def _envelope(line: bytes) -> dict[str, Any]:
+def _envelope(line: bytes, version: int) -> dict[str, Any]:
     try:
         env = json.loads(line.decode("utf-8"))
     except ValueError:
         raise _Refused("corrupt (the envelope line is not JSON)") from None
     if not isinstance(env, dict) or env.get("format") != FORMAT:
         raise _Refused(f"not a rollguard checkpoint (envelope format is not {FORMAT!r})")
-    if env.get("version") != VERSION or env["version"].__class__ is not int:
-        raise _Refused(f"corrupt (envelope version {_short(env.get('version'))} differs from the header's {VERSION})")
+    if env.get("version") != version or env["version"].__class__ is not int:
+        raise _Refused(f"corrupt (envelope version {_short(env.get('version'))} differs from the header's {version})")
     if set(env) != _ENVELOPE_KEYS:
         raise _Refused(f"corrupt (envelope: {_field_diff(env, _ENVELOPE_KEYS)})")
     if env["compression"] not in _COMPRESSIONS:
@@ -360,13 +366,14 @@ def _pending(value: Any, path: str, endpoint_optional: bool, bits: int, multi: b
     return endpoint, pending
 
 
-def _state(doc: Any) -> dict[str, Any]:
+def _state(doc: Any, version: int) -> dict[str, Any]:
     body = _obj(doc, "body", frozenset({"pipeline", "unsent"}))
-    return {"pipeline": _pipeline(body["pipeline"]), "unsent": _unsent(body["unsent"])}
+    return {"pipeline": _pipeline(body["pipeline"], version), "unsent": _unsent(body["unsent"])}
 
 
-def _pipeline(value: Any) -> dict[str, Any]:
-    p = _obj(value, "pipeline", _PIPELINE_KEYS - {"version"})
+def _pipeline(value: Any, version: int) -> dict[str, Any]:
+    keys = _PIPELINE_KEYS - {"version"} - ({"comparisons"} if version < 3 else set())
+    p = _obj(value, "pipeline", keys)
     offsets = _int_map(p["offsets"], "pipeline.offsets")
     segments = p["segments"]
     if not isinstance(segments, dict):
@@ -383,7 +390,53 @@ def _pipeline(value: Any) -> dict[str, Any]:
         "segments": segments,
         "bad_records": _int_map(p["bad_records"], "pipeline.bad_records"),
         "window": None if p["window"] is None else _window(p["window"]),
+        "comparisons": _comparisons(p.get("comparisons", {})),
     }
+
+
+_CELL_WIDTH = {"paired": 3, "unpaired": 4}
+
+
+def _slot(value: Any, path: str) -> int:
+    if value.__class__ is not int or not 0 <= value < MAX_COMPARISONS_PER_ENDPOINT:
+        raise _bad(path, f"an integer 0..{MAX_COMPARISONS_PER_ENDPOINT - 1}", value)
+    return value
+
+
+def _comparisons(value: Any) -> dict[str, Any]:
+    """pipelines.comparison.counter.ComparisonCounter.snapshot() (version 3; version 2 lacks it)."""
+    if not isinstance(value, dict):
+        raise _bad("pipeline.comparisons", "an object", value)
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        path = _member("pipeline.comparisons", name)
+        c = _obj(item, path, frozenset({"fingerprint", "endpoint", "slot", "last_seen_ms", "tally"}))
+        seen = _list(c["last_seen_ms"], f"{path}.last_seen_ms")
+        if len(seen) != 2:
+            raise _bad(f"{path}.last_seen_ms", "[baseline ms|null, candidate ms|null]", seen)
+        tally = _obj(c["tally"], f"{path}.tally", frozenset({"fingerprint", "shadow", "cells"}))
+        if not isinstance(tally["shadow"], bool):
+            raise _bad(f"{path}.tally.shadow", "true or false", tally["shadow"])
+        for i, cell in enumerate(_list(tally["cells"], f"{path}.tally.cells")):
+            where = f"{path}.tally.cells[{i}]"
+            if not (isinstance(cell, list) and len(cell) == 5 and isinstance(cell[0], str) and cell[1] in _CELL_WIDTH):
+                raise _bad(where, '[metric, "paired"|"unpaired", attribute|null, value|null, [numbers]]', cell)
+            _opt_str(cell[2], f"{where}[2]")
+            _opt_str(cell[3], f"{where}[3]")
+            numbers = _list(cell[4], f"{where}[4]")
+            if len(numbers) != _CELL_WIDTH[cell[1]]:
+                raise _bad(f"{where}[4]", f"{_CELL_WIDTH[cell[1]]} numbers", numbers)
+            for k, x in enumerate(numbers):
+                _float(x, f"{where}[4][{k}]")
+        out[name] = {
+            "fingerprint": _str(c["fingerprint"], f"{path}.fingerprint"),
+            "endpoint": _str(c["endpoint"], f"{path}.endpoint"),
+            "slot": _slot(c["slot"], f"{path}.slot"),
+            "last_seen_ms": [None if x is None else _int(x, f"{path}.last_seen_ms[{k}]") for k, x in enumerate(seen)],
+            "tally": {"fingerprint": _str(tally["fingerprint"], f"{path}.tally.fingerprint"),
+                      "shadow": tally["shadow"], "cells": tally["cells"]},
+        }
+    return out
 
 
 def _window(value: Any) -> dict[str, Any]:

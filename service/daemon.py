@@ -15,11 +15,13 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipelines import metrics
+from pipelines.comparison.config import Comparison
+from pipelines.comparison.report import verdict_json
 from pipelines.datum import Datum
 from pipelines.heartbeat import heartbeat_stamps
 from pipelines.join import JoinPolicy
@@ -27,8 +29,9 @@ from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
 from pipelines.records import BadRecord, Source
 from pipelines.series import NameCap, SegmentCap
+from pipelines.verdict import decide
 from pipelines.window import SlidingWindow, gauge_datums
-from service import checkpoint
+from service import checkpoint, verdicts
 from service.clock import SystemClock
 from service.consumer import corrupt_position, rebalance_listener
 from service.daemon_status import pipeline_totals, window_series
@@ -63,7 +66,7 @@ class Publisher(Protocol):
     def buffered_datums(self) -> int: ...
 
 
-def pipeline_config(settings: Settings) -> PipelineConfig:
+def pipeline_config(settings: Settings, comparisons: Sequence[Comparison] = ()) -> PipelineConfig:
     return PipelineConfig(
         captures_topic=settings.captures_topic,
         labels_topic=settings.labels_topic,
@@ -77,6 +80,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         score_threshold=settings.score_threshold,
         score_thresholds=dict(settings.score_thresholds),
         segment_gauges=settings.segment_gauges,
+        comparisons=tuple(comparisons),
     )
 
 
@@ -123,9 +127,11 @@ class Daemon:
         publisher: Publisher,
         store: checkpoint.CheckpointStore,
         clock: Any = None,
+        comparisons: Sequence[Comparison] = (),
     ) -> None:
         self.settings = settings
-        self.config = pipeline_config(settings)
+        self.comparisons = tuple(comparisons)
+        self.config = pipeline_config(settings, self.comparisons)
         self.consumer = consumer
         self.dead_letters = dead_letters
         self.publisher = publisher
@@ -150,6 +156,10 @@ class Daemon:
         self._refused: queue.SimpleQueue[tuple[Datum, str]] = queue.SimpleQueue()
         self._status: dict[str, Any] | None = None  # taken at tick time, served to readers
         self._heartbeat_ms: int | None = None  # when the last heartbeat went out (None: not since ready)
+        self._verdict_prefix = verdicts.prefix(settings.group_id, settings.captures_topic, settings.labels_topic)
+        self.evidence: verdicts.Evidence | None = None  # every partition's comparison counts, read at the last tick
+        self.evidence_error: str | None = None  # why they could not be read
+        self._comparison_status: tuple[Any, list[dict[str, Any]]] | None = None  # (evidence, table), judged on demand
 
     # -- partition ownership ----------------------------------------------------------------
     def _checkpoint_name(self, partition: int) -> str:
@@ -358,11 +368,51 @@ class Daemon:
         gauges = gauge_datums(window, now, self.config.tick_ms)
         if gauges:  # not part of the exact counts: a restart only recomputes them
             self.publisher.enqueue(f"gauges-{now}-{self._tick_seq}", gauges)
+        if self.comparisons:
+            self._judge(now)
         if commit:
             self._measure_lag()
         self.stats.ticks += 1
         self.stats.last_tick_ms = now
         self._status = self._build_status(now, window)
+
+    def _judge(self, now: int) -> None:
+        """Sum every partition's comparison counts (this instance's and the others', from the
+        state location) and publish each comparison's `Verdict`, while ready: a verdict that
+        stops arriving is what the fail-safe verdict alarm reads as ALARM."""
+        try:
+            self.evidence = verdicts.gather(self.store, self._verdict_prefix, self.comparisons)
+            self.evidence_error = None
+        except Exception as ex:  # the store is away: no verdict this tick, the alarm's fail-safe acts
+            self.evidence = None
+            self.evidence_error = f"{type(ex).__name__}: {ex}".splitlines()[0]
+            log.error("cannot read the comparison counts: %s", self.evidence_error)
+            return
+        for problem in verdicts.describe_problems(self.evidence):
+            log.warning("%s", problem)
+        if not self.readiness()[0]:
+            return
+        datums = []
+        for c in self.comparisons:
+            state = decide(c.config(), self.evidence.tally(c).counts(c)).state
+            dims = ((metrics.ENDPOINT_NAME, c.endpoint), (metrics.COMPARISON, c.name))
+            datums.append(Datum(metrics.VERDICT, dims, now, metrics.GAUGE_UNIT, metrics.VERDICT_VALUES[state.value]))
+        self.publisher.enqueue(f"verdicts-{now}-{self._tick_seq}", datums)
+
+    def comparison_status(self) -> list[dict[str, Any]]:
+        """Each comparison's verdict with its table, judged from the last tick's counts when
+        asked (the full table takes a while with many segments; never under the loop's lock)."""
+        evidence, cached = self.evidence, self._comparison_status
+        if cached is not None and cached[0] is evidence:
+            return cached[1]
+        out: list[dict[str, Any]] = []
+        for c in self.comparisons:
+            if evidence is None:
+                out.append({"name": c.name, "endpoint": c.endpoint, "state": None, "error": self.evidence_error})
+                continue
+            out.append({**verdict_json(c, evidence.verdict(c)), "evidence": verdicts.plain(evidence)})
+        self._comparison_status = (evidence, out)
+        return out
 
     def _hold(self, why: str) -> None:
         if self.hold != why:
@@ -454,7 +504,8 @@ class Daemon:
         ready, why = self.readiness()
         publisher_stats = getattr(self.publisher, "stats", None)  # its own lock, never the loop's
         return {**snapshot, "records": self.stats.records, "ready": ready, "not_ready_reason": None if ready else why,
-                "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {}}
+                "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {},
+                **({"comparisons": self.comparison_status()} if self.comparisons else {})}
 
     def _build_status(self, now: int, window: SlidingWindow | None = None) -> dict[str, Any]:
         return {
@@ -485,6 +536,9 @@ class Daemon:
         state = {"pipeline": slot.pipeline.snapshot(), "unsent": dict(slot.unsent)}
         try:
             self.store.save(self._checkpoint_name(partition), checkpoint.encode(state))
+            if self.comparisons:  # after the checkpoint: never ahead of the state it restores
+                self.store.save(verdicts.object_name(self._verdict_prefix, partition),
+                                verdicts.encode(partition, slot.pipeline.offsets, slot.pipeline.comparison_tallies()))
         except Exception as ex:  # keep running: the state is in memory and the next tick retries
             self.stats.checkpoint_failures += 1
             self._hold(f"checkpoint of partition {partition}: {type(ex).__name__}: {ex}".splitlines()[0])

@@ -8,8 +8,13 @@ count with no datapoint in a period is 0, and a rate whose denominator is 0 has 
 Latency percentiles are CloudWatch's own percentile statistics of the ``Latency``
 distribution (per period and over the whole range); its ``SampleCount`` is their sample.
 
+A comparison's history (``--comparison``) is the ``Verdict`` metric instead (dimensions
+EndpointName, Comparison): its ``Maximum`` per period, read as PASS / INCONCLUSIVE / FAIL, and
+every period without a datapoint listed as MISSING, since the fail-safe alarm reads it as ALARM.
+
 The pure half (:func:`parse_time`, :func:`align_range`, :func:`compute`, :func:`summarise`,
-:func:`render_table`) takes no clock and makes no call; :func:`run_query` does the I/O.
+:func:`render_table`, :func:`verdict_periods`, :func:`render_verdict_table`) takes no clock and
+makes no call; :func:`run_query` and :func:`run_verdict_query` do the I/O.
 """
 from __future__ import annotations
 
@@ -281,6 +286,85 @@ def render_table(result: Mapping[str, Any], rows: Sequence[Row], total: Row, nam
 
 
 # =========================================================================================
+# a comparison's Verdict history (pure)
+
+
+#: the Verdict metric's values back to states (pipelines.metrics.VERDICT_VALUES)
+VERDICT_STATES: dict[float, str] = {v: k for k, v in metrics.VERDICT_VALUES.items()}
+MISSING = "MISSING"
+#: the Verdict statistic: the worst state any instance published in the period
+VERDICT_STAT = "Maximum"
+VERDICT_ID = "verdict"
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictPeriod:
+    """One period of a comparison's Verdict: ``value`` None when nothing was published."""
+
+    start: datetime
+    value: float | None
+
+    @property
+    def state(self) -> str:
+        if self.value is None:
+            return MISSING
+        return VERDICT_STATES.get(self.value, f"UNKNOWN({self.value:g})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": iso(self.start), "value": self.value, "state": self.state}
+
+
+def verdict_dimensions(endpoint: str, comparison: str) -> list[dict[str, str]]:
+    """The Verdict metric's dimension set (SPEC.md "Comparisons and verdicts")."""
+    return [{"Name": metrics.ENDPOINT_NAME, "Value": endpoint}, {"Name": metrics.COMPARISON, "Value": comparison}]
+
+
+def verdict_periods(series: Mapping[datetime, float], start: datetime, end: datetime, period: int) -> list[VerdictPeriod]:
+    """Every period of the aligned ``[start, end)``, with its value or None (missing).
+
+    Missing is shown, not skipped: the fail-safe guardrail alarm on Verdict treats missing
+    data as breaching, so a gap reads as ALARM there.
+    """
+    by_start = {int(t.timestamp()) // period * period: v for t, v in series.items()}
+    first, last = int(start.timestamp()), int(end.timestamp())
+    return [VerdictPeriod(datetime.fromtimestamp(s, timezone.utc), by_start.get(s))
+            for s in range(first, last, period)]
+
+
+def verdict_summary(periods: Sequence[VerdictPeriod]) -> dict[str, int]:
+    """Periods per state, in the order PASS, INCONCLUSIVE, FAIL, MISSING (then anything unknown)."""
+    out = {state: 0 for state in (*metrics.VERDICT_VALUES, MISSING)}
+    for p in periods:
+        out[p.state] = out.get(p.state, 0) + 1
+    return out
+
+
+def render_verdict_table(result: Mapping[str, Any], periods: Sequence[VerdictPeriod]) -> str:
+    """One line per period (runs of the same state folded into one line), then the totals."""
+    dims = " ".join(f"{k}={v}" for k, v in result["dimensions"].items())
+    out = [f"{result['namespace']}  {metrics.VERDICT} {dims}",
+           f"{result['start']} .. {result['end']}, period {result['period']} s (UTC), Maximum per period", ""]
+    runs: list[tuple[VerdictPeriod, VerdictPeriod, int]] = []
+    for p in periods:
+        if runs and runs[-1][0].state == p.state:
+            first, _, n = runs[-1]
+            runs[-1] = (first, p, n + 1)
+        else:
+            runs.append((p, p, 1))
+    step = timedelta(seconds=int(result["period"]))
+    for first, last, n in runs:
+        span = f"{first.start:%Y-%m-%d %H:%M} .. {(last.start + step):%Y-%m-%d %H:%M}"
+        out.append(f"{span}  {first.state:<12}  {n} period{'s' if n != 1 else ''}")
+    summary = verdict_summary(periods)
+    out += ["", "periods: " + ", ".join(f"{k} {v}" for k, v in summary.items())]
+    if summary.get(MISSING):
+        out.append("note: missing periods read as ALARM on the fail-safe Verdict alarm (no daemon published)")
+    for note in result.get("notes", []):
+        out.append(f"note: {note}")
+    return "\n".join(out) + "\n"
+
+
+# =========================================================================================
 # CloudWatch (I/O)
 
 
@@ -357,3 +441,10 @@ def run_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str
             # one datapoint spans the range; more means CloudWatch split it, and percentiles do not merge
             fetched.latency_total[s] = next(iter(whole.values())) if len(whole) == 1 else None
     return fetched
+
+
+def run_verdict_query(client: MetricDataClient, namespace: str, dims: list[dict[str, str]],
+                      start: datetime, end: datetime, period: int) -> dict[datetime, float]:
+    """The Verdict metric's Maximum per period over ``[start, end)``: timestamp -> value."""
+    query = _stat(VERDICT_ID, namespace, metrics.VERDICT, dims, period, VERDICT_STAT)
+    return get_metric_data(client, [query], start, end).get(VERDICT_ID, {})

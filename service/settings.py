@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     # segment counts give every rate by metric math
     segment_gauges: bool = False
     state_dir: str = "./state"
+    # the alarm spec whose `comparisons` the daemon judges (alarms.spec); unset: none
+    spec: str | None = None
     http_addr: str = "127.0.0.1:8787"
     # bearer token for /v1/status and /metrics; repr=False keeps it out of logged settings
     http_token: str | None = Field(None, repr=False)

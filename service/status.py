@@ -13,9 +13,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipelines import metrics
+from pipelines.comparison.report import render_plain
 from pipelines.window import LATENCY_SAMPLES
 
 DEFAULT_TIMEOUT_S = 5.0
+#: rows of each comparison's table in the status view (`rollguard gate` prints them all)
+COMPARISON_ROWS = 12
 
 # the rates the table shows, in this order (pipelines.metrics.RATES defines them)
 _TABLE_RATES = ("precision", "recall", "f1", "label_coverage", "error_rate", "shadow_agreement")
@@ -158,6 +161,30 @@ def render_alarms(alarms: Mapping[str, Any], now_ms: Any) -> list[str]:
     return lines
 
 
+def render_comparisons(items: Sequence[Any], limit: int | None = COMPARISON_ROWS) -> list[str]:
+    """The comparison section: each comparison's state on one line, then its table (``limit`` rows)
+    and the partitions its evidence came from."""
+    items = [c for c in items if isinstance(c, Mapping)]
+    if not items:
+        return []
+    states = ", ".join(f"{c.get('name', '?')} {c.get('state', '?')}" for c in items)
+    lines = [_row("comparisons", states), ""]
+    for c in items:
+        lines += render_plain(c, limit=limit).rstrip("\n").splitlines()
+        evidence = c.get("evidence")
+        if isinstance(evidence, Mapping):
+            text = f"counts of {fmt_count(evidence.get('partitions', 0))} partition(s)"
+            stale = evidence.get("stale") or {}
+            if isinstance(stale, Mapping) and stale.get(c.get("name")):
+                text += f", {fmt_count(stale[c.get('name')])} counted under another definition (left out)"
+            unreadable = evidence.get("unreadable") or []
+            if unreadable:
+                text += f", {len(unreadable)} unreadable: {str(unreadable[0])[:120]}"
+            lines.append(f"  evidence: {text}")
+        lines.append("")
+    return lines
+
+
 def render_status(doc: Mapping[str, Any]) -> str:
     """The people's view of a ``/v1/status`` document; missing parts show as ``-``."""
     now = doc.get("now_ms")
@@ -175,6 +202,9 @@ def render_status(doc: Mapping[str, Any]) -> str:
         lines += ["no series in the window yet", ""]
     for s in series:
         lines += render_series(s, doc.get("min_samples", "?")) + [""]
+    comparisons = doc.get("comparisons")
+    if isinstance(comparisons, Sequence) and not isinstance(comparisons, str):
+        lines += render_comparisons(comparisons)
     pending = doc.get("pending_joins") or {}
     lines.append(_row("pending joins", f"{fmt_count(pending.get('captures', 0))} captures held for labels (until label_ttl), "
                                        f"{fmt_count(pending.get('labels', 0))} labels waiting for a capture"))

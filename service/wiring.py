@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from service import checkpoint
+from service import checkpoint, verdicts
 from service.clock import SystemClock
 from service.consumer import group_consumer
 from service.daemon import Daemon
@@ -53,10 +53,14 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
         on_refused=lambda datum, why: built[0].on_refused(datum, why),
     )
     store = checkpoint.open_store(settings.state_dir, lambda: aws.client("s3", settings))
+    try:
+        comparisons = verdicts.load_comparisons(settings)
+    except ValueError as ex:
+        raise SystemExit(f"rollguard: {ex}") from None
     daemon = Daemon(
         settings, consumer=consumer, dead_letters=DeadLetters(dead_letter_producer, settings.dead_letter_topic,
                                                                 max_bytes=settings.dead_letter_max_bytes),
-        publisher=publisher, store=store, clock=clock,
+        publisher=publisher, store=store, clock=clock, comparisons=comparisons,
     )
     built.append(daemon)
     return daemon

@@ -25,6 +25,23 @@ A spec is YAML (``.yaml``/``.yml``) or TOML (``.toml``); both carry the same sha
             guardrail: true         # listed in the guardrail's AutoRollbackConfiguration (default)
             fail_safe: true         # ALARM when rollguard's heartbeat is missing (default: = guardrail)
             # also: description, alarm_actions / ok_actions (<= 5 ARNs each), and all `defaults` keys
+    comparisons:                    # optional; a spec needs endpoints or comparisons (or both)
+      - name: fraud-v6-vs-v5        # [A-Za-z0-9][A-Za-z0-9_-]{0,63}, unique in the spec (gate/watch use it)
+        endpoint: fraud-ep          # SageMaker endpoint name; need not be listed under endpoints
+        baseline: {model_version: fraud-v5}    # {variant: ...}, {model_version: ...} or both
+        candidate: {model_version: fraud-v6}
+        metrics:                    # at least one of recall, precision, error_rate, latency_over
+          recall: {tolerance: 0.02}             # in [0, 1): how much worse (absolute) is acceptable
+          precision: {tolerance: 0.02}
+          error_rate: {tolerance: 0.005}
+          latency_over: {threshold_ms: 40, tolerance: 0.005}   # share of requests slower than 40 ms
+        segments: [merchant_category]           # optional: judge every value of these attributes too
+        min_samples: 30             # >= 1, per metric and segment before it is judged (default 30)
+        alpha: 0.01                 # in (0, 1): false-FAIL level for the whole comparison (default 0.01)
+        concurrent_within_s: 600    # optional: an unpaired capture is concurrent when the other arm was
+                                    # served within this many seconds before it (default 600)
+        guardrail: true             # its verdict alarm is in the guardrail's AutoRollbackConfiguration (default)
+        # also: description, alarm_actions / ok_actions (<= 5 ARNs each; else those of `defaults`)
 
 What an alarm watches (exactly one of):
 
@@ -95,6 +112,25 @@ Periods are multiples of 60 s. CloudWatch also takes 10, 20 and 30 s, but only o
 published at high resolution (``StorageResolution: 1``); rollguard publishes at 60 s, so such an
 alarm would never see a datapoint, and the spec refuses it.
 
+Comparisons (SPEC.md "Comparisons and verdicts"): :func:`comparisons` gives each as a
+:class:`pipelines.comparison.config.Comparison`, which the daemon counts and the verdict engine
+judges (``rollguard gate``, ``rollguard watch``). An arm matches captures of its ``variant``
+and ``model_version``; an arm without a variant matches served (non-shadow) traffic only, so
+``{model_version: fraud-v6}`` is the new fleet of a traffic shift and never the ``v6-shadow``
+variant that carries the same model during the shadow phase: name a shadow variant to judge it.
+Baseline and candidate must differ; an endpoint carries at most
+``pipelines.comparison.config.MAX_PER_ENDPOINT`` (4) comparisons. Of ``defaults``, a comparison
+takes only ``alarm_actions`` and ``ok_actions``.
+
+Each comparison gets one verdict alarm, ``rollguard-{endpoint}-verdict-{comparison}``, owned and
+synced like the others: on the metric ``Verdict`` (dimensions ``EndpointName``, ``Comparison``;
+0 pass, 1 inconclusive, 2 fail), Maximum over 60 s, ALARM when it is FAIL (>= 2) in 1 of 1
+periods. It is always fail-safe: ``IF(alive > 0 AND verdict >= 0, verdict)`` with
+TreatMissingData breaching, so a missing verdict or a missing heartbeat reads as ALARM (see
+:func:`alarms.spec.requests.to_put_metric_alarm`); start the daemon with the spec before a deploy
+relies on it. It takes one of the guardrail's 10 alarm slots unless ``guardrail: false`` (a
+shadow-phase comparison judged by ``rollguard gate`` before the deploy needs none).
+
 Alarm names follow one convention::
 
     rollguard-{endpoint}-{fleet}-{alarm}     fleet = {variant}                  (scope: all)
@@ -108,7 +144,9 @@ end up with the same name; both are refused at load time with the key path.
 The package, by job: :mod:`~alarms.spec.schema` (the pydantic models), :mod:`~alarms.spec.expressions`
 (checks on a spec's own metric math), :mod:`~alarms.spec.loader` (files, errors with key path and
 line), :mod:`~alarms.spec.expand` (one :class:`Alarm` per variant, the names),
-:mod:`~alarms.spec.requests` (the PutMetricAlarm requests and CloudWatch's limits on them).
+:mod:`~alarms.spec.verdicts` (comparisons and their verdict alarms), :mod:`~alarms.spec.guardrails`
+(what a guardrail deploy lists), :mod:`~alarms.spec.requests` (the PutMetricAlarm requests and
+CloudWatch's limits on them).
 """
 from __future__ import annotations
 
@@ -121,12 +159,13 @@ from alarms.spec.expand import (
     Alarm,
     alarm_name,
     expand,
-    guardrail_alarm_names,
 )
 from alarms.spec.expressions import expression_ids, expression_problem
+from alarms.spec.guardrails import guardrail_alarm_names, guardrail_alarms, guardrail_verdicts
 from alarms.spec.loader import SpecError, load_spec, parse_spec
 from alarms.spec.requests import AlarmLimitError, check_put_metric_alarm, safe_value, to_put_metric_alarm
-from alarms.spec.schema import RATES, AlarmSpec, Defaults, EndpointSpec, SpecFile
+from alarms.spec.schema import RATES, AlarmSpec, ArmSpec, ComparisonSpec, Defaults, EndpointSpec, SpecFile
+from alarms.spec.verdicts import VerdictAlarm, comparisons, verdict_alarm_name, verdict_alarms
 from pipelines import cloudwatch_rules, metrics
 
 #: count id in metric math -> published count metric (pipelines.metrics.COUNT_IDS)
@@ -145,19 +184,27 @@ __all__ = [
     "Alarm",
     "AlarmLimitError",
     "AlarmSpec",
+    "ArmSpec",
+    "ComparisonSpec",
     "Defaults",
     "EndpointSpec",
     "SpecError",
     "SpecFile",
+    "VerdictAlarm",
     "alarm_name",
     "check_put_metric_alarm",
+    "comparisons",
     "expand",
     "expression_ids",
     "expression_problem",
     "guardrail_alarm_names",
+    "guardrail_alarms",
+    "guardrail_verdicts",
     "load_spec",
     "parse_spec",
     "safe_value",
     "spec_warnings",
     "to_put_metric_alarm",
+    "verdict_alarm_name",
+    "verdict_alarms",
 ]

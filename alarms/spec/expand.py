@@ -125,8 +125,3 @@ def _latency_min_samples(metric: str) -> int:
     10000 for p99.9), never below the rates' default."""
     needed = cloudwatch_rules.percentile_min_samples(float(latency_percentile(metric) or 0))
     return max(DEFAULT_MIN_SAMPLES, math.ceil(needed or 0))
-
-
-def guardrail_alarm_names(spec: SpecFile, endpoint: str) -> list[str]:
-    """Names of the alarms of ``endpoint`` marked for the guardrail (``guardrail: true``), in spec order."""
-    return [a.name for a in expand(spec) if a.endpoint == endpoint and a.guardrail]

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ValidationError
 from alarms.spec.expand import expand_one
 from alarms.spec.requests import AlarmLimitError, to_put_metric_alarm
 from alarms.spec.schema import SpecFile
+from alarms.spec.verdicts import verdict_alarms
 from pipelines import cloudwatch_rules
+from pipelines.comparison.config import MAX_PER_ENDPOINT, METRICS
 
 
 class SpecError(ValueError):
@@ -62,7 +64,9 @@ def parse_spec(text: str, source: str = "<spec>", fmt: Literal["yaml", "toml"] =
         except yaml.YAMLError as exc:
             raise SpecError([f"{source}: invalid YAML: {exc}"]) from exc
     if not isinstance(data, Mapping):
-        raise SpecError([f"{source}: the spec must be a mapping with keys name, endpoints (and optional version, defaults)"])
+        raise SpecError([
+            f"{source}: the spec must be a mapping with keys name, endpoints and/or comparisons (and optional version, defaults)"
+        ])
     try:
         spec = SpecFile.model_validate(data)
     except ValidationError as exc:
@@ -115,7 +119,9 @@ def _format_error(source: str, lines: Mapping[tuple[str | int, ...], int], err: 
     path = tuple(err["loc"])
     kind = err["type"]
     msg = str(err["msg"])
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and len(path) == 4 and path[0] == "comparisons" and path[2] == "metrics":
+        msg = f"unknown comparison metric {path[-1]!r}; allowed: {', '.join(METRICS)}"
+    elif kind == "extra_forbidden":
         allowed = _allowed_keys(path[:-1])
         msg = f"unknown key {path[-1]!r}" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     elif kind == "missing":
@@ -161,7 +167,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _cross_checks(spec: SpecFile, source: str, lines: Mapping[tuple[str | int, ...], int]) -> list[str]:
-    """Checks that need the expanded alarms: name length and uniqueness, and the final request limits."""
+    """Checks that need the expanded alarms: name length and uniqueness, and the final request limits;
+    and across comparisons: unique names, at most MAX_PER_ENDPOINT per endpoint, their verdict alarms."""
     problems: list[str] = []
     first_use: dict[str, tuple[str | int, ...]] = {}
     for ei, ep in enumerate(spec.endpoints):
@@ -186,4 +193,38 @@ def _cross_checks(spec: SpecFile, source: str, lines: Mapping[tuple[str | int, .
                     to_put_metric_alarm(alarm, "Rollguard")
                 except AlarmLimitError as exc:
                     problems += [f"{_where(source, lines, path)}: {_path_text(path)}: {p}" for p in exc.problems]
+    return problems + _comparison_checks(spec, source, lines, first_use)
+
+
+def _comparison_checks(
+    spec: SpecFile, source: str, lines: Mapping[tuple[str | int, ...], int], first_use: dict[str, tuple[str | int, ...]]
+) -> list[str]:
+    problems: list[str] = []
+    named: dict[str, int] = {}
+    per_endpoint: dict[str, int] = {}
+    for ci, verdict in enumerate(verdict_alarms(spec)):
+        path: tuple[str | int, ...] = ("comparisons", ci)
+        name, endpoint = verdict.comparison.name, verdict.endpoint
+
+        def problem(key: str, text: str) -> None:
+            problems.append(f"{_where(source, lines, path + (key,))}: {_path_text(path + (key,))}: {text}")
+
+        if name in named:
+            problem("name", f"comparison name {name!r} is also used by comparisons[{named[name]}]; "
+                            "names must be unique in the spec (gate and watch find a comparison by name)")
+            continue
+        named[name] = ci
+        per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+        if per_endpoint[endpoint] == MAX_PER_ENDPOINT + 1:
+            problem("endpoint", f"endpoint {endpoint} has more than {MAX_PER_ENDPOINT} comparisons, the most one "
+                                "endpoint may carry (each takes one bit of every pending capture)")
+        if verdict.name in first_use:
+            problem("name", f"verdict alarm name {verdict.name} is also produced by "
+                            f"{_path_text(first_use[verdict.name])}; rename one")
+            continue
+        first_use[verdict.name] = path
+        try:
+            to_put_metric_alarm(verdict, "Rollguard")
+        except AlarmLimitError as exc:
+            problems += [f"{_where(source, lines, path)}: {_path_text(path)}: {p}" for p in exc.problems]
     return problems

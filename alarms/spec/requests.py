@@ -17,12 +17,16 @@ from alarms import math_text
 from alarms.spec.expand import OWNER_TAG, OWNER_VALUE, SPEC_TAG, Alarm
 from alarms.spec.expressions import expression_ids, expression_problem, math_problem
 from alarms.spec.schema import CONTROL_RE, RATES, comparison_operator, evaluation_window_problem, latency_percentile
+from alarms.spec.verdicts import VERDICT_EVALUATION_PERIODS, VERDICT_FAIL, VerdictAlarm
 from pipelines import cloudwatch_rules as rules
 from pipelines import metrics
+from pipelines.comparison.config import Comparison
 
 _LATENCY_BOUNDS = (0.0, math.inf)
 #: the MetricStat id of the daemon's heartbeat in a fail-safe alarm
 HEARTBEAT_ID = "alive"
+#: the MetricStat id of the comparison's Verdict in a verdict alarm
+VERDICT_ID = "verdict"
 
 
 class AlarmLimitError(ValueError):
@@ -48,7 +52,7 @@ def safe_value(comparison: str, threshold: float, bounds: tuple[float, float] | 
     return threshold if strict else threshold - step
 
 
-def _metric_stat(alarm: Alarm, namespace: str, query_id: str, metric_name: str, stat: str) -> dict[str, Any]:
+def _metric_stat(alarm: Alarm | VerdictAlarm, namespace: str, query_id: str, metric_name: str, stat: str) -> dict[str, Any]:
     return {
         "Id": query_id,
         "MetricStat": {
@@ -87,8 +91,10 @@ def _describe(alarm: Alarm) -> str:
     return text[: rules.MAX_ALARM_DESCRIPTION]
 
 
-def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
+def to_put_metric_alarm(alarm: Alarm | VerdictAlarm, namespace: str) -> dict[str, Any]:
     """The exact PutMetricAlarm request for ``alarm``; raises AlarmLimitError when CloudWatch would refuse it.
+
+    A comparison's verdict alarm: :func:`_verdict_request`.
 
     Rates, latency with a sample guard and expressions are math alarms: one MetricStat per
     id (ReturnData false) and one expression ``value`` (ReturnData true). Gauges and unguarded
@@ -96,6 +102,8 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
     metric math, with the daemon's heartbeat as one more MetricStat (:func:`_fail_safe` says why
     a period without it is missing rather than a FILLed breaching value).
     """
+    if isinstance(alarm, VerdictAlarm):
+        return _verdict_request(alarm, namespace)
     request: dict[str, Any] = {
         "AlarmName": alarm.name,
         "AlarmDescription": _describe(alarm),
@@ -159,6 +167,11 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
         request.update(single)
     else:
         request["Metrics"] = queries
+    return _checked(request, alarm)
+
+
+def _checked(request: dict[str, Any], alarm: Alarm | VerdictAlarm) -> dict[str, Any]:
+    """``request`` with the owner tags, once CloudWatch would take it (else AlarmLimitError)."""
     request["Tags"] = [
         {"Key": OWNER_TAG, "Value": OWNER_VALUE},
         {"Key": SPEC_TAG, "Value": alarm.spec_name},
@@ -167,6 +180,76 @@ def to_put_metric_alarm(alarm: Alarm, namespace: str) -> dict[str, Any]:
     if problems:
         raise AlarmLimitError(alarm.name, problems)
     return request
+
+
+def _verdict_request(alarm: VerdictAlarm, namespace: str) -> dict[str, Any]:
+    """The verdict alarm: ALARM when the comparison's ``Verdict`` (Maximum over 60 s) is FAIL
+    (>= 2) in 1 of 1 periods, and when the verdict or the daemon's heartbeat is missing.
+
+    ``IF(alive > 0 AND verdict >= 0, verdict)`` with TreatMissingData breaching: a value only
+    where both the verdict and the heartbeat are. The verdict alone already breaches when it
+    stops (the daemon publishes it every tick, whatever the traffic); the heartbeat adds a daemon
+    that still publishes verdicts from frozen counts but is not ready (a lost feed). The shorter
+    ``IF(alive > 0, verdict)`` would be wrong: CloudWatch reads a true point whose value series
+    lacks that timestamp as 0, i.e. PASS, so a live daemon that stopped judging would read OK.
+    The AND is 1 only where both series have a point (a missing side reads as 0 in a
+    comparison, and CloudWatch drops a false point without an else), whichever way CloudWatch
+    aligns the two series. The newest periods, whose heartbeat is still on its way, are missing
+    and skipped for the most recent period with data, as in every fail-safe alarm (`_fail_safe`).
+    """
+    verdict = _metric_stat(alarm, namespace, VERDICT_ID, metrics.VERDICT, "Maximum")
+    expr = f"IF({HEARTBEAT_ID} > 0 AND {VERDICT_ID} >= 0, {VERDICT_ID})"
+    request: dict[str, Any] = {
+        "AlarmName": alarm.name,
+        "AlarmDescription": _describe_verdict(alarm),
+        "ActionsEnabled": True,
+        "OKActions": list(alarm.ok_actions),
+        "AlarmActions": list(alarm.alarm_actions),
+        "InsufficientDataActions": [],
+        "EvaluationPeriods": VERDICT_EVALUATION_PERIODS,
+        "DatapointsToAlarm": VERDICT_EVALUATION_PERIODS,
+        "Threshold": VERDICT_FAIL,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "breaching",
+        "Metrics": [
+            verdict,
+            _heartbeat(namespace, alarm.period),
+            {"Id": "value", "Expression": expr, "Label": "verdict (0 pass, 1 inconclusive, 2 fail)", "ReturnData": True},
+        ],
+    }
+    return _checked(request, alarm)
+
+
+def _describe_verdict(alarm: VerdictAlarm) -> str:
+    if alarm.description:
+        return alarm.description
+    c = alarm.comparison
+    where = f", pooled or in a {' or '.join(c.segments)} segment" if c.segments else ""
+    text = (
+        f"rollguard spec {alarm.spec_name}, comparison {c.name} on {c.endpoint}: ALARM on FAIL (Verdict 2) and "
+        "while the Verdict or rollguard's heartbeat is missing; OK on PASS (0) and INCONCLUSIVE (1). "
+        f"FAIL: candidate {c.candidate} worse than baseline {c.baseline} by more than the tolerance "
+        f"({_tolerances(c)}) on some metric{where}, at confidence {100 * (1 - c.alpha):.6g} % (alpha "
+        f"{math_text.number(c.alpha)}). Managed by rollguard: change the spec, not this alarm."
+    )
+    return text[: rules.MAX_ALARM_DESCRIPTION]
+
+
+def _tolerances(c: Comparison) -> str:
+    parts = []
+    for m in c.metrics:
+        name = m.name if m.threshold_ms is None else f"{m.name} {math_text.number(m.threshold_ms)} ms"
+        parts.append(f"{name} {math_text.number(m.tolerance)}")
+    return ", ".join(parts)
+
+
+def _heartbeat(namespace: str, period: int) -> dict[str, Any]:
+    """The daemon's heartbeat as a fail-safe alarm reads it: the Sum of `pipelines.metrics.HEARTBEAT`."""
+    return {
+        "Id": HEARTBEAT_ID,
+        "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metrics.HEARTBEAT}, "Period": period, "Stat": "Sum"},
+        "ReturnData": False,
+    }
 
 
 def _fail_safe(
@@ -205,12 +288,7 @@ def _fail_safe(
     expr = str(value["Expression"])
     if alarm.kind != "rate":  # a rate's counts are FILLed: it has a value in every period
         expr = f"FILL({expr}, {math_text.number(safe)})"
-    alive = {
-        "Id": HEARTBEAT_ID,
-        "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metrics.HEARTBEAT}, "Period": alarm.period, "Stat": "Sum"},
-        "ReturnData": False,
-    }
-    return [*stats, alive, {**value, "Expression": f"IF({HEARTBEAT_ID} > 0, {expr})"}]
+    return [*stats, _heartbeat(namespace, alarm.period), {**value, "Expression": f"IF({HEARTBEAT_ID} > 0, {expr})"}]
 
 
 def check_put_metric_alarm(request: Mapping[str, Any]) -> list[str]:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alarms.spec.expressions import expression_problem
 from pipelines import cloudwatch_rules, metrics
+from pipelines.comparison import config as comparison_config
+from pipelines.comparison.config import Arm, Comparison, MetricSpec
 
 DEFAULT_MIN_SAMPLES = 30
 DEFAULT_PERIOD = 60
@@ -272,9 +274,7 @@ class EndpointSpec(BaseModel):
     @field_validator("model_version")
     @classmethod
     def _model_version(cls, v: str | None) -> str | None:
-        if v is not None and not _MODEL_VERSION_RE.match(v):
-            raise ValueError(f"model_version must be 1-128 printable ASCII characters without spaces; got {v!r}")
-        return v
+        return None if v is None else _model_version_name(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> EndpointSpec:
@@ -307,6 +307,167 @@ class EndpointSpec(BaseModel):
         return (alarm.variant,) if alarm.variant is not None else self.variant_names()
 
 
+class ArmSpec(BaseModel):
+    """One side of a comparison: a variant, a model version, or both (`pipelines.comparison.config.Arm`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variant: str | None = None
+    model_version: str | None = None
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v: str | None) -> str | None:
+        return None if v is None else _sagemaker_name(v, "variant name")
+
+    @field_validator("model_version")
+    @classmethod
+    def _model_version(cls, v: str | None) -> str | None:
+        return None if v is None else _model_version_name(v)
+
+    @model_validator(mode="after")
+    def _some_side(self) -> ArmSpec:
+        if self.variant is None and self.model_version is None:
+            raise ValueError("an arm needs a variant, a model_version or both, e.g. {variant: v5} or {model_version: fraud-v5}")
+        return self
+
+    def to_arm(self) -> Arm:
+        return Arm(self.variant, self.model_version)
+
+
+class ToleranceSpec(BaseModel):
+    """A judged rate: how much worse (an absolute difference) the candidate may be."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance: float
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 <= v < 1):
+            raise ValueError(
+                f"tolerance must be in [0, 1): an absolute difference in the rate, e.g. 0.02 for 0.80 -> 0.78; got {v!r}"
+            )
+        return v
+
+
+class LatencyOverSpec(ToleranceSpec):
+    """The share of requests slower than ``threshold_ms``, judged like a rate."""
+
+    threshold_ms: float
+
+    @field_validator("threshold_ms")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"threshold_ms must be a number of milliseconds > 0; got {v!r}")
+        return v
+
+
+class ComparisonMetrics(BaseModel):
+    """The metrics a comparison judges (`pipelines.comparison.config.METRICS`), each with its tolerance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recall: ToleranceSpec | None = None
+    precision: ToleranceSpec | None = None
+    error_rate: ToleranceSpec | None = None
+    latency_over: LatencyOverSpec | None = None
+
+    @model_validator(mode="after")
+    def _some_metric(self) -> ComparisonMetrics:
+        if not self.specs():
+            raise ValueError(f"list at least one metric: {', '.join(comparison_config.METRICS)}")
+        return self
+
+    def specs(self) -> tuple[MetricSpec, ...]:
+        """The judged metrics in `METRICS` order."""
+        out: list[MetricSpec] = []
+        for name in comparison_config.METRICS:
+            given = getattr(self, name)
+            if given is not None:
+                threshold = given.threshold_ms if isinstance(given, LatencyOverSpec) else None
+                out.append(MetricSpec(name, given.tolerance, threshold))
+        return tuple(out)
+
+
+class ComparisonSpec(BaseModel):
+    """One comparison (SPEC.md "Comparisons and verdicts"): a candidate judged against a baseline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    endpoint: str
+    baseline: ArmSpec
+    candidate: ArmSpec
+    metrics: ComparisonMetrics
+    segments: tuple[str, ...] = ()
+    min_samples: int = Field(DEFAULT_MIN_SAMPLES, ge=1)
+    alpha: float = 0.01
+    concurrent_within_s: int = Field(comparison_config.DEFAULT_CONCURRENT_WITHIN_S, ge=1)
+    #: its verdict alarm is listed in the guardrail's AutoRollbackConfiguration
+    guardrail: bool = True
+    alarm_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
+    ok_actions: tuple[str, ...] = Field((), max_length=cloudwatch_rules.MAX_ACTIONS)
+    description: str | None = Field(None, max_length=cloudwatch_rules.MAX_ALARM_DESCRIPTION)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ALARM_SHORT_RE.match(v):
+            raise ValueError(
+                f"comparison name must match [A-Za-z0-9][A-Za-z0-9_-]{{0,63}} (letters, digits, _ and -); got {v!r}"
+            )
+        return v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        return _sagemaker_name(v, "endpoint name")
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for attr in v:
+            if not 1 <= len(attr) <= MAX_NAME or CONTROL_RE.search(attr):
+                raise ValueError(f"segment attribute must be a dimension name of 1-{MAX_NAME} characters; got {attr!r}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"segments must be unique; got {list(v)}")
+        return v
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"alpha must be in (0, 1): the false-FAIL level for the whole comparison, e.g. 0.01; got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComparisonSpec:
+        if self.baseline == self.candidate:
+            raise ValueError(
+                f"baseline and candidate are the same captures ({self.baseline.to_arm()}); "
+                "a comparison judges two different arms"
+            )
+        self.to_comparison()  # the verdict engine's own checks: a valid spec always converts
+        return self
+
+    def to_comparison(self) -> Comparison:
+        """The comparison as the pipeline counts it and the verdict engine judges it."""
+        return Comparison(
+            name=self.name,
+            endpoint=self.endpoint,
+            baseline=self.baseline.to_arm(),
+            candidate=self.candidate.to_arm(),
+            metrics=self.metrics.specs(),
+            segments=self.segments,
+            min_samples=self.min_samples,
+            alpha=self.alpha,
+            concurrent_within_s=self.concurrent_within_s,
+        )
+
+
 class SpecFile(BaseModel):
     """A whole alarm spec file."""
 
@@ -315,20 +476,14 @@ class SpecFile(BaseModel):
     version: Literal[1] = 1
     name: str
     defaults: Defaults | None = None
-    endpoints: tuple[EndpointSpec, ...]
+    endpoints: tuple[EndpointSpec, ...] = ()
+    comparisons: tuple[ComparisonSpec, ...] = ()
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not _SPEC_NAME_RE.match(v):
             raise ValueError(f"spec name must be 1-64 characters of letters, digits, _ . -; got {v!r}")
-        return v
-
-    @field_validator("endpoints")
-    @classmethod
-    def _some_endpoints(cls, v: tuple[EndpointSpec, ...]) -> tuple[EndpointSpec, ...]:
-        if not v:
-            raise ValueError("list at least one endpoint")
         return v
 
     @model_validator(mode="before")
@@ -339,11 +494,15 @@ class SpecFile(BaseModel):
         if not isinstance(data, Mapping):
             return data
         defaults = data.get("defaults")
-        endpoints = data.get("endpoints")
-        if not isinstance(defaults, Mapping) or not isinstance(endpoints, list):
+        if not isinstance(defaults, Mapping):
             return data
         known = set(_Tuning.model_fields)
         usable = {k: v for k, v in defaults.items() if k in known}
+        if "comparisons" in data:
+            data = {**data, "comparisons": _comparisons_with_defaults(data["comparisons"], usable)}
+        endpoints = data.get("endpoints")
+        if not isinstance(endpoints, list):
+            return data
         new_endpoints: list[Any] = []
         for ep in endpoints:
             if isinstance(ep, Mapping) and isinstance(ep.get("alarms"), list):
@@ -369,11 +528,24 @@ class SpecFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_endpoints(self) -> SpecFile:
+        if not self.endpoints and not self.comparisons:
+            raise ValueError("list at least one endpoint (endpoints) or comparison (comparisons)")
         names = [e.name for e in self.endpoints]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"endpoint listed more than once: {', '.join(dupes)} (list its alarms under one entry)")
         return self
+
+
+#: the `defaults` keys a comparison takes (the rest describe how an alarm reads a rate)
+COMPARISON_DEFAULTS = ("alarm_actions", "ok_actions")
+
+
+def _comparisons_with_defaults(comparisons: Any, usable: Mapping[str, Any]) -> Any:
+    if not isinstance(comparisons, list):
+        return comparisons
+    inherited = {k: v for k, v in usable.items() if k in COMPARISON_DEFAULTS}
+    return [{**inherited, **c} if isinstance(c, Mapping) else c for c in comparisons]
 
 
 def _fails_safe(alarm: Mapping[str, Any]) -> bool:
@@ -387,6 +559,12 @@ def _sagemaker_name(v: str, what: str) -> str:
         raise ValueError(
             f"{what} must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit; got {v!r}"
         )
+    return v
+
+
+def _model_version_name(v: str) -> str:
+    if not _MODEL_VERSION_RE.match(v):
+        raise ValueError(f"model_version must be 1-128 printable ASCII characters without spaces; got {v!r}")
     return v
 
 

@@ -1,5 +1,6 @@
 """`rollguard backtest`: replay stored captures and labels through the daemon's pipeline on a
-simulated clock, then evaluate an alarm spec with CloudWatch's rules.
+simulated clock, then evaluate an alarm spec with CloudWatch's rules and report when each of the
+spec's comparisons changed state.
 
     rollguard backtest --captures PATH --labels PATH --spec F [--from T --to T]
         [--bad-from T [--bad-to T]] [--json] [--plot DIR] [--namespace N]
@@ -35,8 +36,20 @@ next multiple after the last record, so label TTL/wait expiry follows simulated 
 held in memory to be sorted. When the spec has gauge alarms the daemon's sliding-window gauges
 are computed at every tick too.
 
-Segments. The segment attributes of the spec's alarms are added to ROLLGUARD_SEGMENT_ATTRIBUTES
-for the replay (with a note on stderr: the daemon needs them configured to publish them).
+Segments. The segment attributes of the spec's alarms and comparisons are added to
+ROLLGUARD_SEGMENT_ATTRIBUTES for the replay (with a note on stderr: the daemon needs them
+configured to publish them, and refuses a spec whose comparisons judge unlisted attributes).
+
+Comparisons (SPEC.md "Comparisons and verdicts"; :mod:`service.backtest.comparisons`). The
+spec's comparisons (:func:`alarms.spec.comparisons`) are counted by the replayed pipeline as by
+the daemon's, and after every tick each is decided from that tick's counts with
+:func:`pipelines.verdict.decide`, as the daemon's ``Verdict`` is; a change of state is judged in
+full (:func:`pipelines.verdict.judge`) for the deciding test's figures. The first change is the
+first tick's state (normally INCONCLUSIVE: no label yet), and ``final`` the state at the last
+tick. ``at`` is the simulated tick, so a FAIL is reported when the labels that prove it had
+arrived, not when the regression began. Comparisons are judged over the whole replay (--from /
+--to and the bad interval bound the alarms only), and no comparison changes the exit code. A
+spec may hold comparisons and no alarms: then there is no alarm table and no publishing lag.
 
 Evaluation. Each alarm's PutMetricAlarm request (:func:`alarms.spec.to_put_metric_alarm`) reads,
 for each MetricStat, exactly the datums with that namespace, metric name and dimension set (no
@@ -71,8 +84,29 @@ Definitions (per alarm):
 - *time in ALARM*: seconds in ALARM within the evaluated range.
 
 Output: a table for people on stdout, after the replay summary (lines read, bad lines per reason
-with the first few named by file and line, join counters). With --json, stdout is a JSON list
-with one object per alarm (:meth:`AlarmResult.to_json`) and the replay summary goes to stderr.
+with the first few named by file and line, join counters), then one line per comparison: its
+final state and its changes, e.g. ``comparison v6-vs-v5: final FAIL; changes:
+2026-11-21T09:01:00Z INCONCLUSIVE (0 labels); 2026-11-21T09:12:00Z FAIL recall
+merchant_category=5411 +23.38 pp [+3.96, +42.84] (77 labels)``. With --json the replay summary
+goes to stderr and stdout is, for a spec without comparisons, a JSON list with one object per
+alarm (:meth:`AlarmResult.to_json`), as it always was; for a spec with comparisons, an object
+``{"alarms": [that list], "comparisons": [...]}``, one entry per comparison in spec order
+(:meth:`~service.backtest.comparisons.ComparisonResult.to_json`)::
+
+    {"name": "v6-vs-v5", "endpoint": "fraud-ep", "final": "FAIL",
+     "changes": [
+       {"at": "2026-11-21T09:01:00Z", "at_ms": 1795251660000, "state": "INCONCLUSIVE",
+        "metric": null, "segment": null, "difference": null, "interval": null, "labels": 0},
+       {"at": "2026-11-21T09:12:00Z", "at_ms": 1795252320000, "state": "FAIL",
+        "metric": "recall", "segment": "merchant_category=5411", "difference": 0.2338,
+        "interval": [0.0396, 0.4284], "labels": 77}]}
+
+For a FAIL, ``metric`` and ``segment`` (``attribute=value``, null when pooled) name the deciding
+test (the one Holm rejected first), ``difference`` is its harm estimate (positive = the candidate
+is worse), ``interval`` the anytime-valid [lower, upper] of the harm (FAIL: lower above the
+tolerance) and ``labels`` that test's sample. PASS and INCONCLUSIVE are not decided by one
+test: those four are null and ``labels`` is the pooled sample of the comparison's first metric
+at that tick. ``final`` is null (and ``changes`` empty) only when no line had an event time.
 --plot DIR writes ``DIR/{alarm name}.png`` per alarm (matplotlib, Agg, no pyplot state).
 
 Exit codes: 0 the backtest ran (whatever the alarms did); 1 with --fail-on-false-alarm when any

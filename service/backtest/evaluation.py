@@ -16,10 +16,12 @@ from alarms.evaluator import Datum as CloudWatchDatum
 from alarms.evaluator import (State, Transition, datum_from_cloudwatch, default_evaluation_range, evaluate,
                               evaluation_range_for, format_time, timeline)
 from pipelines import metrics
+from pipelines.comparison.config import Comparison
 from pipelines.datum import Datum
 from pipelines.heartbeat import heartbeat_stamps
 from pipelines.latency import MAX_DISTRIBUTION_VALUES, split_distribution
 from pipelines.window import SlidingWindow
+from service.backtest.comparisons import ComparisonResult
 from service.backtest.inputs import Line
 from service.backtest.replay import Replay, order_stream, replay
 from service.daemon import pipeline_config, segment_cap
@@ -292,10 +294,18 @@ class Backtest:
     replay: Replay
     results: tuple[AlarmResult, ...]
 
+    @property
+    def comparisons(self) -> tuple[ComparisonResult, ...]:
+        return self.replay.comparisons
 
-def added_segment_attributes(settings: Settings, alarms: Sequence[alarm_spec.Alarm]) -> tuple[str, ...]:
-    """Segment attributes the alarms read that ROLLGUARD_SEGMENT_ATTRIBUTES does not list."""
+
+def added_segment_attributes(
+    settings: Settings, alarms: Sequence[alarm_spec.Alarm], comparisons: Sequence[Comparison] = (),
+) -> tuple[str, ...]:
+    """Segment attributes the alarms read or the comparisons judge that ROLLGUARD_SEGMENT_ATTRIBUTES
+    does not list."""
     wanted = dict.fromkeys(a.segment[0] for a in alarms if a.segment is not None)
+    wanted.update(dict.fromkeys(attr for c in comparisons for attr in c.segments))
     return tuple(attr for attr in wanted if attr not in settings.segment_attributes)
 
 
@@ -307,9 +317,12 @@ def added_segment_gauges(settings: Settings, alarms: Sequence[alarm_spec.Alarm])
 def run_backtest(
     alarms: Sequence[alarm_spec.Alarm], lines: Iterable[Line], settings: Settings, *, namespace: str,
     start: float | None = None, end: float | None = None, bad: BadInterval | None = None,
-    publish_lag_s: float | None = None,
+    publish_lag_s: float | None = None, comparisons: Sequence[Comparison] = (),
 ) -> Backtest:
     """Replay ``lines`` as the daemon configured by ``settings`` would, then backtest every alarm.
+
+    ``comparisons`` are counted by the replayed pipeline and decided at every tick
+    (:attr:`Backtest.comparisons`); [start, end] does not bound them.
 
     A datum reaches CloudWatch ``publish_lag_s`` after the replay's tick drains it (default: one
     tick plus `alarms.publish_lag.DEFAULT_PUBLISH_DELAY_S`), and the daemon publishes its
@@ -318,10 +331,10 @@ def run_backtest(
     and AlarmLimitError / AlarmConfigError for an alarm CloudWatch would refuse.
     """
     # the daemon's own builder, so a backtest parses, joins and ticks exactly as `rollguard run`
-    config = pipeline_config(settings)
+    config = pipeline_config(settings, comparisons)
     if added_segment_gauges(settings, alarms):
         config = dataclasses.replace(config, segment_gauges=True)
-    segments = segment_cap(settings, added_segment_attributes(settings, alarms))
+    segments = segment_cap(settings, added_segment_attributes(settings, alarms, comparisons))
     window = None
     if any(a.kind == "gauge" for a in alarms):
         try:

@@ -11,6 +11,7 @@ from pipelines.processor import PartitionPipeline, PipelineConfig
 from pipelines.records import BadRecord, Capture, Label
 from pipelines.series import SegmentCap
 from pipelines.window import SlidingWindow, gauge_datums
+from service.backtest.comparisons import ComparisonResult, ComparisonTracker
 from service.backtest.inputs import Line
 
 MAX_BAD_EXAMPLES = 5
@@ -58,7 +59,8 @@ def order_stream(lines: Iterable[Line], config: PipelineConfig) -> list[Timed]:
 
 @dataclass(frozen=True)
 class Replay:
-    """What the replay produced: every datum the daemon would have published, and counters."""
+    """What the replay produced: every datum the daemon would have published, each comparison's
+    state changes, and counters."""
 
     datums: tuple[Datum, ...]
     drained_ms: tuple[int, ...]  # when the tick that drained each of ``datums`` ran (simulated clock)
@@ -72,6 +74,7 @@ class Replay:
     join: Mapping[str, int]  # JoinStats of the pipeline
     pending_captures: int  # held by the join at the end (labelled ones stay until label_ttl, for corrections)
     pending_labels: int  # labels still waiting for their capture
+    comparisons: tuple[ComparisonResult, ...] = ()  # one per comparison of the config, in its order
 
     @property
     def bad_total(self) -> int:
@@ -87,7 +90,10 @@ def replay(
     The clock is set to each record's event time before it is submitted; the pipeline ticks at
     every multiple of ``config.tick_ms`` the clock reaches, and once more at the next multiple
     after the last record, which drains everything. ``window``, when given, also yields the
-    daemon's gauges at every tick. Raises ValueError when ``stream`` is not in event-time order.
+    daemon's gauges at every tick. The config's comparisons are decided after every tick from
+    the pipeline's tallies (:class:`~service.backtest.comparisons.ComparisonTracker`); with no
+    line that has an event time there is no tick to judge at and they have no changes. Raises
+    ValueError when ``stream`` is not in event-time order.
     """
     tick_ms = config.tick_ms
     timed = [t.event_ms for t in stream if t.event_ms is not None]
@@ -95,6 +101,7 @@ def replay(
     end = max(timed) if timed else None
     clock = MockedClock(start or 0)
     pipeline = PartitionPipeline(0, config, segments, window)
+    tracker = ComparisonTracker(config.comparisons)
     datums: list[Datum] = []
     drained: list[int] = []
     ticks = 0
@@ -107,6 +114,8 @@ def replay(
             window.evict(now)
             datums.extend(gauge_datums(window, now, tick_ms))
         drained.extend([now] * (len(datums) - len(drained)))
+        if start is not None:
+            tracker.observe(now, pipeline.comparison_tallies())
         ticks += 1
 
     next_tick = ((start or 0) // tick_ms + 1) * tick_ms
@@ -135,5 +144,5 @@ def replay(
         datums=tuple(datums), drained_ms=tuple(drained), captures=offsets["capture"], labels=offsets["label"],
         bad=dict(pipeline.bad_records), bad_examples=tuple(examples), start_ms=start, end_ms=end, ticks=ticks,
         join=pipeline.join.stats.as_dict(), pending_captures=pipeline.join.pending_captures,
-        pending_labels=pipeline.join.pending_labels,
+        pending_labels=pipeline.join.pending_labels, comparisons=tracker.results(),
     )

@@ -1,4 +1,4 @@
-"""The backtest's report: the replay summary and alarm table for people, and one PNG per alarm."""
+"""The backtest's report: the replay summary, alarm table and comparison lines for people, and one PNG per alarm."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alarms import spec as alarm_spec
 from alarms.evaluator import format_time
+from service.backtest.comparisons import Change, ComparisonResult
 from service.backtest.evaluation import AlarmResult
 from service.backtest.replay import Replay
 
@@ -90,6 +91,38 @@ def render_table(results: Sequence[AlarmResult]) -> str:
         out.append(f"bad interval: {format_time(bad.start)} .. {to}; ALARM entries outside it are false alarms")
     elif results:
         out.append("no bad interval given: the history is taken as good, every ALARM entry is a false alarm")
+    return "\n".join(out)
+
+
+def _pp(x: float | None) -> str:
+    return "?" if x is None or not math.isfinite(x) else f"{x * 100:+.2f}"
+
+
+def _labels(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def change_text(change: Change) -> str:
+    """``2026-11-21T09:24:00Z FAIL recall merchant_category=5411 +12.30 pp [+5.10, +19.00] (812 labels)``."""
+    text = f"{format_time(change.at_ms / 1000)} {change.state.value}"
+    if change.metric is not None:
+        text += f" {change.metric} {change.segment or '(pooled)'} {_pp(change.difference)} pp"
+        if change.interval is not None:
+            text += f" [{_pp(change.interval[0])}, {_pp(change.interval[1])}]"
+    return f"{text} ({_labels(change.labels)} labels)"
+
+
+def render_comparisons(results: Sequence[ComparisonResult]) -> str:
+    """One line per comparison: its final state, then its state changes in order."""
+    out = []
+    for r in results:
+        if not r.changes:
+            out.append(f"comparison {r.comparison.name}: no tick to judge at (no line had an event time)")
+            continue
+        changes = "; ".join(change_text(c) for c in r.changes)
+        out.append(f"comparison {r.comparison.name}: final {r.final.value if r.final else '-'}; changes: {changes}")
+    if any(c.metric is not None for r in results for c in r.changes):
+        out.append("a FAIL names its deciding test: harm (+ = candidate worse) and its interval in pp, on its labels")
     return "\n".join(out)
 
 

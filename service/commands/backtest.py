@@ -1,5 +1,6 @@
-"""`rollguard backtest`: replay stored captures and labels on a simulated clock and evaluate an
-alarm spec with CloudWatch's rules (service.backtest has the definitions and exit codes)."""
+"""`rollguard backtest`: replay stored captures and labels on a simulated clock, evaluate an
+alarm spec with CloudWatch's rules and report each comparison's state changes (service.backtest
+has the definitions, output shapes and exit codes)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from alarms.evaluator import AlarmConfigError, parse_time
 from service.backtest.evaluation import (AlarmResult, BadInterval, added_segment_attributes, added_segment_gauges,
                                          run_backtest)
 from service.backtest.inputs import InputError, InputSource, default_inputs, read_lines
-from service.backtest.report import PlotError, plot_alarm, plot_name, render_replay, render_table
+from service.backtest.report import PlotError, plot_alarm, plot_name, render_comparisons, render_replay, render_table
 from service.commands import base
 from service.commands.base import variant_version
 from service.s3_import.records import VariantTags
@@ -44,7 +45,8 @@ def _parser() -> _Parser:
     p = _Parser(
         prog=PROG,
         description="Replay stored captures and labels through rollguard's pipeline on a simulated clock and "
-                    "evaluate an alarm spec with CloudWatch's rules: when would each alarm have fired?",
+                    "evaluate an alarm spec with CloudWatch's rules: when would each alarm have fired, and "
+                    "when would each comparison have changed state?",
     )
     p.add_argument("--captures", required=True, metavar="PATH",
                    help="JSON-lines file, directory, or s3://bucket/prefix/ of captures (rollguard or Data Capture)")
@@ -57,7 +59,9 @@ def _parser() -> _Parser:
                    help="evaluate up to T (default: the last event plus each alarm's evaluation window)")
     p.add_argument("--bad-from", type=_time, metavar="T", help="the history is bad from T (e.g. a known regression)")
     p.add_argument("--bad-to", type=_time, metavar="T", help="... up to T (default: to the end)")
-    p.add_argument("--json", action="store_true", help="print a JSON list, one object per alarm")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: a list with one object per alarm; with comparisons in the spec, "
+                        '{"alarms": [...], "comparisons": [...]}')
     p.add_argument("--plot", type=Path, metavar="DIR", help="write one PNG per alarm into DIR")
     p.add_argument("--namespace", help="CloudWatch namespace (default: ROLLGUARD_NAMESPACE)")
     p.add_argument("--model-version", action="append", default=[], type=variant_version, metavar="VARIANT=VERSION",
@@ -112,15 +116,17 @@ def main(
         alarms = alarm_spec.expand(spec)
         for alarm in alarms:  # refuse the spec before reading any input
             EvaluatorAlarm.from_request(alarm_spec.to_put_metric_alarm(alarm, namespace))
-    except (alarm_spec.SpecError, alarm_spec.AlarmLimitError, AlarmConfigError) as ex:
+        comparisons = alarm_spec.comparisons(spec)
+    except (alarm_spec.SpecError, alarm_spec.AlarmLimitError, AlarmConfigError, ValueError) as ex:
         return fail(str(ex).splitlines()[0] if str(ex) else type(ex).__name__)
 
     for warning in alarm_spec.spec_warnings(spec):
         print(f"{PROG}: warning: {warning}", file=err)
-    added = added_segment_attributes(settings, alarms)
+    added = added_segment_attributes(settings, alarms, comparisons)
     if added:
         print(f"{PROG}: note: segment attribute(s) {', '.join(added)} added for this replay; the daemon needs "
-              f"them in ROLLGUARD_SEGMENT_ATTRIBUTES to publish what these alarms read", file=err)
+              f"them in ROLLGUARD_SEGMENT_ATTRIBUTES to publish what these alarms read and to judge these "
+              "comparisons' segments", file=err)
     if added_segment_gauges(settings, alarms):
         print(f"{PROG}: note: segment gauges kept for this replay; the daemon needs ROLLGUARD_SEGMENT_GAUGES=true "
               "to publish the segment gauges these alarms read", file=err)
@@ -133,21 +139,31 @@ def main(
     bad = None if args.bad_from is None else BadInterval(args.bad_from, args.bad_to)
     try:
         done = run_backtest(alarms, lines, settings, namespace=namespace, start=args.start, end=args.end, bad=bad,
-                            publish_lag_s=args.publish_lag)
+                            publish_lag_s=args.publish_lag, comparisons=comparisons)
     except ValueError as ex:
         return fail(str(ex))
     print(render_replay(done.replay, settings.tick_seconds), file=err if args.json else out)
-    lag = done.results[0].publish_lag_s if done.results else 0.0
-    print(f"publishing lag: each datum reaches CloudWatch {lag:g} s after the tick that drains it (--publish-lag); "
-          "an evaluation sees only what has arrived", file=err if args.json else out)
     results = done.results
+    if results or not comparisons:
+        lag = results[0].publish_lag_s if results else 0.0
+        print(f"publishing lag: each datum reaches CloudWatch {lag:g} s after the tick that drains it "
+              "(--publish-lag); an evaluation sees only what has arrived", file=err if args.json else out)
 
     if args.json:
-        json.dump([r.to_json() for r in results], out, indent=2)
+        alarm_reports = [r.to_json() for r in results]
+        # without comparisons the output stays the list it has always been
+        doc: object = alarm_reports
+        if comparisons:
+            doc = {"alarms": alarm_reports, "comparisons": [c.to_json() for c in done.comparisons]}
+        json.dump(doc, out, indent=2)
         out.write("\n")
     else:
-        print("", file=out)
-        print(render_table(results), file=out)
+        if results or not comparisons:
+            print("", file=out)
+            print(render_table(results), file=out)
+        if comparisons:
+            print("", file=out)
+            print(render_comparisons(done.comparisons), file=out)
     if args.plot is not None:
         try:
             for r in results:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from alarms import cost
+from alarms.sync import desired_requests
 from alarms import spec as alarm_spec
 from pipelines.series import OTHER, dimension_value
 from service.commands import base
@@ -102,7 +103,8 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None,
     if args.spec:
         try:
             spec = alarm_spec.load_spec(args.spec)
-            requests = [alarm_spec.to_put_metric_alarm(a, settings.namespace) for a in alarm_spec.expand(spec)]
+            # the alarms, then one verdict alarm per comparison (fleets_of zips the first part)
+            requests = list(desired_requests(spec, settings.namespace).values())
         except (alarm_spec.SpecError, alarm_spec.AlarmLimitError) as ex:
             return base.fail(PROG, str(ex).splitlines()[0], err=err)
         fleets = fleets_of(spec, requests, args.model_versions)
@@ -111,8 +113,9 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None,
         n = 1 if args.model_versions is None else args.model_versions
         fleets = tuple(cost.Fleet(e, f"variant-{i}", _versions(None, n))
                        for e in endpoints for i in range(1, args.variants + 1))
+    judged = tuple((c.endpoint, c.name) for c in alarm_spec.comparisons(spec)) if spec is not None else ()
     shape = cost.Shape(fleets, segment_values(settings), settings.segment_gauges, settings.tick_seconds,
-                       args.instances)
+                       args.instances, comparisons=judged)
     est = cost.estimate(shape, requests)
     if args.json:
         print(json.dumps({**est.to_json(), "notes": notes(settings, spec)}, indent=2), file=out)

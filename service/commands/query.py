@@ -1,4 +1,5 @@
-"""`rollguard query`: metric history from CloudWatch, rates computed from the sums (service.query)."""
+"""`rollguard query`: metric history from CloudWatch, rates computed from the sums (service.query);
+with ``--comparison NAME`` instead of ``--variant``/``--metric``, a comparison's Verdict history."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from pipelines.metrics import VERDICT
 from service import aws
 from service.commands.base import fail, load_or_exit
 from service.query import (
@@ -20,9 +22,14 @@ from service.query import (
     iso,
     parse_time,
     render_table,
+    render_verdict_table,
     retention_note,
     run_query,
+    run_verdict_query,
     summarise,
+    verdict_dimensions,
+    verdict_periods,
+    verdict_summary,
 )
 
 PROG = "rollguard query"
@@ -38,12 +45,16 @@ def _segment(text: str) -> tuple[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Metric history from CloudWatch; rates computed from the published sums (works with the daemon down).",
+        description="Metric history from CloudWatch; rates computed from the published sums (works with the daemon down). "
+                    "With --comparison NAME instead of --variant/--metric: that comparison's Verdict per period.",
     )
     p.add_argument("--endpoint", required=True, help="EndpointName")
-    p.add_argument("--variant", required=True, help="VariantName")
-    p.add_argument("--metric", action="append", required=True,
+    p.add_argument("--variant", help="VariantName (with --metric)")
+    p.add_argument("--metric", action="append",
                    help=f"one or more (comma list or repeated): {', '.join(METRIC_NAMES)}; or 'latency', 'all'")
+    p.add_argument("--comparison", metavar="NAME",
+                   help="instead of --variant/--metric: the comparison's Verdict history (PASS, INCONCLUSIVE, "
+                        "FAIL per period, the Maximum of what the instances published; MISSING where none did)")
     p.add_argument("--since", default="1h", help="start: 30m, 6h, 2d, 1w before now, or ISO 8601 (default 1h)")
     p.add_argument("--until", default="now", help="end: same forms as --since (default now)")
     p.add_argument("--period", type=int, default=DEFAULT_PERIOD, help="seconds per row, a multiple of 60 (default 300)")
@@ -60,8 +71,21 @@ def main(argv: list[str], *, client: MetricDataClient | None = None, now: dateti
     parser = build_parser()
     args = parser.parse_args(argv)
     now = now or datetime.now(timezone.utc)
+    if args.comparison is not None:
+        given = [flag for flag, value in (("--variant", args.variant), ("--metric", args.metric),
+                                          ("--segment", args.segment), ("--model-version", args.model_version))
+                 if value is not None]
+        if given:
+            parser.error(f"--comparison reads the Verdict metric (dimensions EndpointName, Comparison) and takes "
+                         f"no {'/'.join(given)}")
+        if not args.comparison.strip():
+            parser.error("--comparison needs the comparison's name")
+    elif args.variant is None or args.metric is None:
+        missing = " and ".join(f for f, v in (("--variant", args.variant), ("--metric", args.metric)) if v is None)
+        verb = "are" if " and " in missing else "is"
+        parser.error(f"{missing} {verb} required (or --comparison NAME for a comparison's Verdict history)")
     try:
-        names = expand_metrics(args.metric)
+        names = expand_metrics(args.metric) if args.comparison is None else ()
         start, end = parse_time(args.since, now), parse_time(args.until, now)
     except ValueError as ex:
         parser.error(str(ex))
@@ -77,6 +101,8 @@ def main(argv: list[str], *, client: MetricDataClient | None = None, now: dateti
     namespace = args.namespace or settings.namespace
     if client is None:
         client = aws.client("cloudwatch", settings)
+    if args.comparison is not None:
+        return _verdict_history(args, client, namespace, start, end, now)
     dims = dimensions(args.endpoint, args.variant, args.model_version, args.segment)
     try:
         fetched = run_query(client, namespace, dims, names, start, end, args.period)
@@ -101,4 +127,32 @@ def main(argv: list[str], *, client: MetricDataClient | None = None, now: dateti
         print(json.dumps(result, indent=2))
     else:
         sys.stdout.write(render_table(result, rows, total, names))
+    return 0
+
+
+def _verdict_history(args: argparse.Namespace, client: MetricDataClient, namespace: str,
+                     start: datetime, end: datetime, now: datetime) -> int:
+    dims = verdict_dimensions(args.endpoint, args.comparison)
+    try:
+        series = run_verdict_query(client, namespace, dims, start, end, args.period)
+    except Exception as ex:  # noqa: BLE001 - one clear line: credentials, region, endpoint, throttling
+        return fail(PROG, f"GetMetricData failed: {type(ex).__name__}: {str(ex).splitlines()[0] if str(ex) else ''}", 1)
+    periods = verdict_periods(series, start, end, args.period)
+    note = retention_note(start, args.period, now)
+    result: dict[str, Any] = {
+        "namespace": namespace,
+        "metric": VERDICT,
+        "statistic": "Maximum",
+        "dimensions": {d["Name"]: d["Value"] for d in dims},
+        "start": iso(start),
+        "end": iso(end),
+        "period": args.period,
+        "periods": [p.as_dict() for p in periods],
+        "summary": verdict_summary(periods),
+        "notes": [note] if note else [],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        sys.stdout.write(render_verdict_table(result, periods))
     return 0

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from service import checkpoint
+from service import checkpoint, verdicts
 from service.commands.base import add_log_level, configure_logging, exit_code, fail, load_or_exit
 from service.daemon import Daemon
 from service.signals import stop_on_signals
@@ -29,6 +29,10 @@ def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve) -> int
         where = f" ({ex.filename})" if ex.filename and str(ex.filename) != settings.state_dir else ""
         return fail(PROG, f"invalid setting ROLLGUARD_STATE_DIR={settings.state_dir!r}: cannot write checkpoints "
                           f"there: {ex.strerror or ex}{where}")
+    try:  # the spec's comparisons: a wrong spec is one line, before Kafka is contacted
+        verdicts.load_comparisons(settings)
+    except ValueError as ex:
+        return fail(PROG, str(ex))
     stop = threading.Event()
     stop_on_signals(stop)
     running = threading.Event()  # set once topics are checked and the clients and store are built

@@ -59,7 +59,7 @@ def test_checkpoints_written_to_s3_restore_on_another_instance(s3_state: tuple[A
     first.process({TP("captures", 0): [capture(i, i) for i in range(3)]})
     first.tick()
     data = checkpoint.open_store(location, lambda: s3).load(NAME)
-    assert data is not None and data.startswith(b"RGCK2\n")
+    assert data is not None and data.startswith(b"RGCK3\n")
     second = daemon(checkpoint.open_store(location, lambda: s3))  # type: ignore[arg-type]
     slot = second.load_partition(0)
     assert slot.pipeline.snapshot() == first.slots[0].pipeline.snapshot()

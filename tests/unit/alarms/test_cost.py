@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from alarms import cost
+from alarms.sync import desired_requests
 from alarms.spec import expand, load_spec, to_put_metric_alarm
 from service.commands import cost as cost_command
 from service.settings import load_settings
@@ -31,7 +32,7 @@ def test_the_issue_case_is_under_1000_metrics() -> None:
     # per variant: 2 base dimension sets x (8 counts + Latency + 11 gauges), 51 segment values x (7 counts + Latency)
     assert dict(est.metrics_by_kind) == {
         "counts": 2 * 2 * 8, "latency": 2 * 2, "gauges": 2 * 2 * 11, "segment counts": 2 * 51 * 7,
-        "segment latency": 2 * 51, "segment gauges": 0, "per endpoint": 1, "liveness": 1,
+        "segment latency": 2 * 51, "segment gauges": 0, "per endpoint": 1, "liveness": 1, "verdicts": 0,
     }
     assert est.metrics == 898 and est.metrics_monthly == pytest.approx(898 * 0.30)
     with_gauges = cost.estimate(the_issue_case(segment_gauges=True))
@@ -77,7 +78,7 @@ def test_the_command_prints_the_estimate_for_settings_and_spec() -> None:
     assert cost_command.main(["--spec", str(EXAMPLE), "--json"], settings=settings, out=out, err=err) == 0
     doc = json.loads(out.getvalue())
     assert doc["metrics"]["total"] == sum(doc["metrics"]["by_kind"].values())
-    assert doc["metrics"]["by_kind"]["segment counts"] > 0 and doc["alarms"]["alarms"] == len(expand(load_spec(str(EXAMPLE))))
+    assert doc["metrics"]["by_kind"]["segment counts"] > 0 and doc["alarms"]["alarms"] == len(desired_requests(load_spec(str(EXAMPLE)), "Rollguard"))
     assert doc["notes"] == []
     out = io.StringIO()
     assert cost_command.main([], settings=load_settings(_env_file=None), out=out, err=err) == 0

@@ -21,6 +21,7 @@ GUARDRAIL_ALARMS = [
     "rollguard-fraud-ep-AllTraffic.fraud-v6-recall",
     "rollguard-fraud-ep-AllTraffic.fraud-v6-p99-latency",
     "rollguard-fraud-ep-AllTraffic.fraud-v6-error-rate",
+    "rollguard-fraud-ep-verdict-fraud-v6-vs-v5",  # the shift comparison's verdict (the shadow one is guardrail: false)
 ]
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/fraud-ep"
 
@@ -243,4 +244,4 @@ def test_main_usage_errors() -> None:
     assert run([*BASE_ARGS, "--canary", "10%", "--linear", "10%"])[0] == 2
     assert run([*BASE_ARGS, "--canary", "ten"])[0] == 2
     code, _, err = run(["--endpoint", "other-ep", "--endpoint-config", "c", "--spec", str(EXAMPLE)])
-    assert code == 2 and "no guardrail alarms for endpoint other-ep" in err
+    assert code == 2 and "no guardrail alarms or comparisons for endpoint other-ep" in err

@@ -11,19 +11,23 @@ import yaml
 from botocore.validate import validate_parameters
 
 from alarms import cli, evaluator
+from alarms.spec import verdict_alarms
 from alarms.spec import (
     AlarmLimitError,
     SpecError,
     SpecFile,
     alarm_name,
     check_put_metric_alarm,
+    comparisons,
     expand,
     expression_problem,
     guardrail_alarm_names,
     load_spec,
     parse_spec,
     safe_value,
+    spec_warnings,
     to_put_metric_alarm,
+    verdict_alarms,
 )
 from alarms.sync import diff
 from pipelines import cloudwatch_rules, metrics
@@ -105,7 +109,14 @@ def test_example_spec_loads_and_every_request_is_valid() -> None:
         "rollguard-fraud-ep-AllTraffic.fraud-v6-recall",
         "rollguard-fraud-ep-AllTraffic.fraud-v6-p99-latency",
         "rollguard-fraud-ep-AllTraffic.fraud-v6-error-rate",
+        "rollguard-fraud-ep-verdict-fraud-v6-vs-v5",
     ]
+    assert [c.name for c in comparisons(spec)] == ["v6-shadow-vs-v5", "fraud-v6-vs-v5"]
+    for verdict in verdict_alarms(spec):
+        request = to_put_metric_alarm(verdict, "Rollguard")
+        put_shape_ok(request)
+        assert check_put_metric_alarm(request) == []
+    assert spec_warnings(spec) == []
 
 
 def test_name_convention() -> None:
@@ -562,7 +573,8 @@ def test_cli_show_and_errors(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["show", "--spec", str(EXAMPLE)], settings=Settings, out=out, err=err) == 0
     requests = json.loads(out.getvalue())
-    assert [r["AlarmName"] for r in requests] == [a.name for a in expand(load_spec(EXAMPLE))]
+    spec = load_spec(EXAMPLE)
+    assert [r["AlarmName"] for r in requests] == [a.name for a in expand(spec)] + [v.name for v in verdict_alarms(spec)]
 
     bad = write(tmp_path, BASE.replace("threshold: 0.8", "threshold: 0.8\n            period: 45"))
 

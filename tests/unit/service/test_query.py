@@ -295,3 +295,69 @@ def test_query_reports_a_cloudwatch_failure_in_one_line(capsys: pytest.CaptureFi
     assert query_command.main(["--endpoint", "e", "--variant", "v", "--metric", "recall"], client=Broken(), now=NOW) == 1
     err = capsys.readouterr().err
     assert err == "rollguard query: GetMetricData failed: ConnectionError: Could not connect to the endpoint URL\n"
+
+
+# -- a comparison's Verdict history ------------------------------------------------------------
+
+VERDICTS = {("Verdict", "Maximum", 300): {T1: 1.0, T3: 2.0, datetime(2026, 11, 21, 8, 15, tzinfo=UTC): 2.0}}
+COMPARISON_RANGE = ["--since", "2026-11-21T08:00:00Z", "--until", "2026-11-21T08:20:00Z"]
+
+
+def test_comparison_history_json_shows_missing_periods(capsys: pytest.CaptureFixture[str]) -> None:
+    cw = FakeCloudWatch(VERDICTS)
+    argv = ["--endpoint", "fraud-ep", "--comparison", "v6-vs-v5", *COMPARISON_RANGE, "--json"]
+    assert query_command.main(argv, client=cw, now=NOW) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dimensions"] == {"EndpointName": "fraud-ep", "Comparison": "v6-vs-v5"}
+    assert (out["metric"], out["statistic"], out["period"]) == ("Verdict", "Maximum", 300)
+    assert out["periods"] == [
+        {"start": "2026-11-21T08:00:00Z", "value": 1.0, "state": "INCONCLUSIVE"},
+        {"start": "2026-11-21T08:05:00Z", "value": None, "state": "MISSING"},
+        {"start": "2026-11-21T08:10:00Z", "value": 2.0, "state": "FAIL"},
+        {"start": "2026-11-21T08:15:00Z", "value": 2.0, "state": "FAIL"},
+    ]
+    assert out["summary"] == {"PASS": 0, "INCONCLUSIVE": 1, "FAIL": 2, "MISSING": 1}
+    [request] = cw.requests
+    [q] = request["MetricDataQueries"]
+    assert q["MetricStat"] == {"Metric": {"Namespace": "Rollguard", "MetricName": "Verdict",
+                                          "Dimensions": [{"Name": "EndpointName", "Value": "fraud-ep"},
+                                                         {"Name": "Comparison", "Value": "v6-vs-v5"}]},
+                               "Period": 300, "Stat": "Maximum"}
+
+
+def test_comparison_history_table_folds_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--endpoint", "fraud-ep", "--comparison", "v6-vs-v5", *COMPARISON_RANGE]
+    assert query_command.main(argv, client=FakeCloudWatch(VERDICTS), now=NOW) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Rollguard  Verdict EndpointName=fraud-ep Comparison=v6-vs-v5"
+    assert lines[1] == "2026-11-21T08:00:00Z .. 2026-11-21T08:20:00Z, period 300 s (UTC), Maximum per period"
+    assert [line.split() for line in lines[3:6]] == [
+        ["2026-11-21", "08:00", "..", "2026-11-21", "08:05", "INCONCLUSIVE", "1", "period"],
+        ["2026-11-21", "08:05", "..", "2026-11-21", "08:10", "MISSING", "1", "period"],
+        ["2026-11-21", "08:10", "..", "2026-11-21", "08:20", "FAIL", "2", "periods"],
+    ]
+    assert lines[7] == "periods: PASS 0, INCONCLUSIVE 1, FAIL 2, MISSING 1"
+    assert lines[8].startswith("note: missing periods read as ALARM on the fail-safe Verdict alarm")
+
+
+def test_verdict_periods_and_unknown_values() -> None:
+    start, end = datetime(2026, 11, 21, 8, 0, tzinfo=UTC), datetime(2026, 11, 21, 8, 3, tzinfo=UTC)
+    periods = query.verdict_periods({datetime(2026, 11, 21, 8, 1, tzinfo=UTC): 0.0,
+                                     datetime(2026, 11, 21, 8, 2, tzinfo=UTC): 7.0}, start, end, 60)
+    assert [p.state for p in periods] == ["MISSING", "PASS", "UNKNOWN(7)"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--comparison", "c", "--variant", "v"], "--comparison reads the Verdict metric (dimensions EndpointName, "
+                                              "Comparison) and takes no --variant"),
+    (["--comparison", "c", "--metric", "recall", "--segment", "a=b"], "takes no --metric/--segment"),
+    (["--comparison", " "], "--comparison needs the comparison's name"),
+    ([], "--variant and --metric are required (or --comparison NAME for a comparison's Verdict history)"),
+    (["--variant", "v"], "--metric is required (or --comparison NAME"),
+    (["--metric", "recall"], "--variant is required"),
+])
+def test_comparison_or_variant_and_metric(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        query_command.main(["--endpoint", "e", *argv], client=FakeCloudWatch({}), now=NOW)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
