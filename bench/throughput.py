@@ -29,11 +29,16 @@ class NullPublisher:
     def pending(self) -> list[str]: return []
     def discard(self, batch_ids: list[str]) -> None: ...
     def flush(self, deadline_ms: int | None = None) -> None: ...
+    def buffered_datums(self) -> int: return 0
 
 
 class NullDeadLetters:
+    written: dict[str, int] = {}
+    last_error: str | None = None
+
     def send(self, bad: Any, key: bytes | None) -> None: ...
-    def flush(self) -> None: ...
+    def flush(self, timeout_s: float = 0.0) -> bool: return True
+    def pending(self) -> int: return 0
     def close(self) -> None: ...
 
 

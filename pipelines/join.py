@@ -10,20 +10,27 @@ Semantics (SPEC.md "Join semantics"):
   an older label is stale and ignored;
 - a second capture of the same (endpoint, id, variant) is a duplicate: ignored and counted;
 - captures never labelled expire as `Expired`, labels never joined as `OrphanLabels`; what the
-  memory cap evicts early is counted as `Evicted` / `OrphanLabels`, never dropped silently.
+  cap evicts early is counted as `Evicted` / `OrphanLabels`, never dropped silently;
+- an endpoint with an implicit label (`JoinPolicy.expiry_labels`, "no dispute means legitimate")
+  counts a capture still unlabelled after its delay as that class, stamped then; a real label
+  still corrects it (whatever its timestamp) until label_ttl.
 
-Memory: a pending capture is one Python int packing series id, prediction, shadow flag, label,
-arrival time, capture time and label time (about 44 bytes), stored in a per-endpoint dict
-keyed by the inference id (a canonical UUID id as its 16 bytes); an id with several captures
-holds a tuple of such ints. bench/memory.py measures the total per pending capture.
-Dicts keep insertion (arrival) order, so expiry pops from the front without a scan.
+State: a pending capture is one int packing series id, prediction, shadow flag, label, arrival
+time, capture time, label time, comparison bits and the implicit flag; an id with several
+captures holds a tuple of such ints. Where they live is a `pipelines.pending.PendingStore`:
+per-endpoint dicts in arrival order (in memory, bench/memory.py measures ~195 bytes each), or
+RocksDB on local disk (service/state/), both ordered by arrival so expiry takes the oldest
+without a scan.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
+from collections.abc import Mapping
+
 from pipelines import metrics as m
+from pipelines.pending import Endpoint, MemoryStore, PendingStore
 from pipelines.records import Capture, Label
 from pipelines.series import Series, SeriesRegistry, endpoint_series
 
@@ -38,7 +45,8 @@ _LTS_SHIFT = 97  # label time in ms, 44 bits
 _S34 = (1 << 34) - 1
 _SLOT_SHIFT = 141  # two bits per comparison slot, 4 slots (pipelines.comparison.counter)
 _LTS_MASK = (1 << 44) - 1
-_LABEL_CLEAR = ~((0b11 << _LABEL_SHIFT) | (_LTS_MASK << _LTS_SHIFT))
+_IMPLICIT = 1 << 149  # the label is the endpoint's implicit one (JoinPolicy.expiry_labels)
+_LABEL_CLEAR = ~((0b11 << _LABEL_SHIFT) | (_LTS_MASK << _LTS_SHIFT) | _IMPLICIT)
 
 # a pending label: class code (2 bits) | arrival seconds << 2 | label time ms << 36
 _PL_ARRIVAL_SHIFT = 2
@@ -48,6 +56,7 @@ MAX_SERIES = _SID_MASK + 1
 
 Entry = int | tuple[int, ...]
 Key = str | bytes
+JOIN_SNAPSHOT_VERSION = 2
 
 
 def _key(inference_id: str) -> Key:
@@ -83,9 +92,20 @@ class JoinStats:
     orphan_labels: int = 0
     evicted_captures: int = 0
     evicted_labels: int = 0
+    implicit_labels: int = 0
+    implicit_corrections: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class ImplicitLabel:
+    """The class an endpoint's unlabelled captures count as: after `after_ms` from their first
+    arrival (a real label still corrects it until label_ttl), or at label_ttl when None."""
+
+    label: int
+    after_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +113,21 @@ class JoinPolicy:
     label_ttl_ms: int = 14 * 86_400_000
     label_wait_ms: int = 86_400_000
     max_pending: int = 5_000_000  # pending captures (by inference id) plus pending labels
+    expiry_labels: Mapping[str, ImplicitLabel] = field(default_factory=dict)
+
+
+def capture_arrival(entry: Entry) -> int:
+    """Arrival second of an id's first capture: its label_ttl counts from there."""
+    first = entry[0] if isinstance(entry, tuple) else entry
+    return (first >> _ARRIVAL_SHIFT) & _S34
+
+
+def label_arrival(packed: int) -> int:
+    return (packed >> _PL_ARRIVAL_SHIFT) & _S34
+
+
+def memory_store() -> MemoryStore:
+    return MemoryStore(capture_arrival, label_arrival)
 
 
 def _elements(entry: Entry) -> tuple[int, ...]:
@@ -167,33 +202,34 @@ class Observer(Protocol):
 class JoinState:
     """Pending joins of one partition. Emits outcome counts to a Sink; owns no clock."""
 
-    def __init__(self, policy: JoinPolicy = JoinPolicy(), registry: SeriesRegistry | None = None) -> None:
+    def __init__(self, policy: JoinPolicy = JoinPolicy(), registry: SeriesRegistry | None = None,
+                 store: PendingStore | None = None) -> None:
         self.observer: Observer | None = None
         self.policy = policy
         self.registry = registry or SeriesRegistry()
         self.stats = JoinStats()
-        self._captures: dict[str, dict[Key, Entry]] = {}
-        self._labels: dict[str | None, dict[Key, int]] = {}
-        self._n_captures = 0
-        self._n_labels = 0
+        self.store = store if store is not None else memory_store()
+        self._captures = self.store.captures
+        self._labels = self.store.labels
+        # per endpoint with a delayed implicit label: arrival second up to which it is applied
+        self.implicit_upto: dict[str, int] = {}
 
     # -- public API -------------------------------------------------------------------------
     @property
     def pending_captures(self) -> int:
-        return self._n_captures
+        return len(self._captures)
 
     @property
     def pending_labels(self) -> int:
-        return self._n_labels
+        return len(self._labels)
 
     def add_capture(self, cap: Capture, series: Series, now_ms: int, sink: Sink) -> bool:
         """Join one capture; False if it duplicates one already held (it is then ignored)."""
         sid = self.registry.intern(series)
         if sid > _SID_MASK:
             raise OverflowError(f"more than {MAX_SERIES} series in one partition; lower the segment cap")
-        by_id = self._captures.setdefault(cap.endpoint, {})
         key = _key(cap.inference_id)
-        old = by_id.get(key)
+        old = self._captures.get(cap.endpoint, key)
         elems = _elements(old) if old is not None else ()
         for e in elems:
             if self.registry[(e >> _SID_SHIFT) & _SID_MASK][1] == cap.variant:
@@ -213,13 +249,14 @@ class JoinState:
             elem |= observer.capture(cap, series, now_ms)
         label = _label_of(elems[0]) if elems else self._take_pending_label(cap.endpoint, key)
         if label is not None:
-            elem = _with_label(elem, *label)
+            elem = _with_label(elem, *label) | (elems[0] & _IMPLICIT if elems else 0)
             if pred is not None:
                 self._outcome(series, pred, label[0], label[1], +1, sink)
         self._compare_shadow(elem, cap.timestamp_ms, elems, sink)
         if old is None:
-            self._n_captures += 1
-        by_id[key] = _entry(elems + (elem,))
+            self._captures.add(cap.endpoint, key, elem)
+        else:
+            self._captures.replace(cap.endpoint, key, elems + (elem,))
         if observer is not None:
             observer.changed(self.registry, cap.endpoint, elems, elems + (elem,))
         self._enforce_cap(now_ms, sink)
@@ -229,26 +266,35 @@ class JoinState:
         """Join one label with every capture of its id, or keep it until its capture comes."""
         self.stats.labels += 1
         key = _key(label.inference_id)
-        endpoints = [label.endpoint] if label.endpoint is not None else list(self._captures)
+        endpoints = [label.endpoint] if label.endpoint is not None else self._captures.endpoints()
         for endpoint in endpoints:
-            by_id = self._captures.get(endpoint)
-            entry = by_id.get(key) if by_id else None
-            if entry is not None and by_id is not None:
+            entry = self._captures.get(endpoint, key)
+            if entry is not None and endpoint is not None:
                 elems = _elements(entry)
-                by_id[key] = new = self._relabel(elems, label, sink)
+                new = self._relabel(elems, label, sink)
+                if new != entry:
+                    self._captures.replace(endpoint, key, new)
                 if self.observer is not None and endpoint in self.observer.endpoints:
                     self.observer.changed(self.registry, endpoint, elems, _elements(new))
                 return
         self._keep_label(label, key, now_ms, sink)
 
     def expire(self, now_ms: int, sink: Sink) -> None:
-        """Expire captures older than label_ttl and labels older than label_wait (by arrival)."""
-        ttl_s = self.policy.label_ttl_ms // 1000
-        for by_id in self._captures.values():
-            self._pop_front(by_id, (now_ms // 1000) - ttl_s, now_ms, sink, evicting=False)
-        wait_s = self.policy.label_wait_ms // 1000
-        for endpoint, pending in self._labels.items():
-            self._pop_front_labels(endpoint, pending, (now_ms // 1000) - wait_s, now_ms, sink, evicting=False)
+        """Apply delayed implicit labels, then expire captures older than label_ttl and labels
+        older than label_wait (by arrival)."""
+        now_s = now_ms // 1000
+        implicit = self.policy.expiry_labels
+        for endpoint, rule in implicit.items():
+            if rule.after_ms is not None:
+                self._apply_implicit(endpoint, rule, now_s - rule.after_ms // 1000, now_ms, sink)
+        cutoff = now_s - self.policy.label_ttl_ms // 1000
+        for cep in self._captures.endpoints():
+            gone = self._captures.pop_oldest(cep, cutoff)
+            if gone:
+                self._gone(cep, gone, now_ms, sink, evicting=False, implicit=implicit.get(cep or ""))
+        wait_cutoff = now_s - self.policy.label_wait_ms // 1000
+        for lep in self._labels.endpoints():
+            self._gone_labels(lep, len(self._labels.pop_oldest(lep, wait_cutoff)), now_ms, sink, evicting=False)
 
     def clear_slot_bits(self, endpoint: str, slots: set[int]) -> None:
         """Forget which pending captures of `endpoint` belonged to these comparison slots (their
@@ -256,33 +302,42 @@ class JoinState:
         mask = 0
         for slot in slots:
             mask |= 0b11 << (_SLOT_SHIFT + 2 * slot)
-        by_id = self._captures.get(endpoint)
-        if not mask or not by_id:
+        if not mask or endpoint not in self._captures.endpoints():
             return
         keep = ~mask
-        for key, entry in by_id.items():
-            by_id[key] = _entry(tuple(e & keep for e in _elements(entry)))
+        self._captures.rewrite(endpoint, lambda entry: _entry(tuple(e & keep for e in _elements(entry))))
 
     def snapshot(self) -> dict[str, Any]:
-        """Immutable-enough state for a checkpoint (shallow copies of dicts of ints/tuples)."""
+        """Immutable-enough state for a checkpoint (shallow copies of dicts of ints/tuples); the
+        pending entries only when the store is inline (else the store ships them itself)."""
+        inline = self.store.inline
         return {
-            "version": 1,
+            "version": JOIN_SNAPSHOT_VERSION,
             "series": self.registry.snapshot(),
-            "captures": {ep: dict(d) for ep, d in self._captures.items()},
-            "labels": {ep: dict(d) for ep, d in self._labels.items()},
+            "captures": _inline(self._captures) if inline else {},
+            "labels": _inline(self._labels) if inline else {},
             "stats": self.stats.as_dict(),
+            "implicit": dict(self.implicit_upto),
         }
 
     @classmethod
-    def restore(cls, data: dict[str, Any], policy: JoinPolicy = JoinPolicy()) -> "JoinState":
-        if data.get("version") != 1:
-            raise ValueError(f"join snapshot version {data.get('version')!r} is not supported (expected 1)")
-        state = cls(policy, SeriesRegistry.restore(data["series"]))
-        state._captures = {ep: dict(d) for ep, d in data["captures"].items()}
-        state._labels = {ep: dict(d) for ep, d in data["labels"].items()}
-        state._n_captures = sum(len(d) for d in state._captures.values())
-        state._n_labels = sum(len(d) for d in state._labels.values())
+    def restore(cls, data: dict[str, Any], policy: JoinPolicy = JoinPolicy(),
+                store: PendingStore | None = None) -> "JoinState":
+        """Resume from a snapshot; `store` (else a new memory store) receives the snapshot's inline
+        entries, so a memory checkpoint also moves into a disk store."""
+        if data.get("version") not in (1, JOIN_SNAPSHOT_VERSION):
+            raise ValueError(f"join snapshot version {data.get('version')!r} is not supported (expected {JOIN_SNAPSHOT_VERSION})")
+        state = cls(policy, SeriesRegistry.restore(data["series"]), store)
+        for table, inline in ((state._captures, data["captures"]), (state._labels, data["labels"])):
+            load = getattr(table, "load", None)
+            if load is not None and not len(table):
+                load(inline)
+                continue
+            for ep, entries in inline.items():
+                for key, value in entries.items():
+                    table.add(ep, key, value)
         state.stats = JoinStats(**data.get("stats", {}))
+        state.implicit_upto = dict(data.get("implicit") or {})
         return state
 
     # -- internals --------------------------------------------------------------------------
@@ -314,27 +369,84 @@ class JoinState:
         current = _label_of(elems[0])
         if current is not None:
             old_value, old_ts = current
-            if label.timestamp_ms < old_ts:
+            implicit = bool(elems[0] & _IMPLICIT)  # any real label beats the implicit one
+            if label.timestamp_ms < old_ts and not implicit:
                 self.stats.stale_labels += 1
                 return _entry(elems)
             if label.label == old_value:
-                self.stats.repeated_labels += 1
+                if not implicit:
+                    self.stats.repeated_labels += 1
                 return _entry(tuple(_with_label(e, old_value, label.timestamp_ms) for e in elems))
             self.stats.corrections += 1
+            if implicit:
+                self.stats.implicit_corrections += 1
+        return self._labelled(elems, label.label, label.timestamp_ms, current, sink)
+
+    def _labelled(self, elems: tuple[int, ...], value: int, ts_ms: int, current: tuple[int, int] | None,
+                  sink: Sink, flag: int = 0) -> Entry:
+        """`elems` labelled `value` at `ts_ms`, every outcome counted (and `current`'s moved)."""
         out = []
         for e in elems:
             pred = _prediction(e)
             if pred is not None:
                 series = self.registry[(e >> _SID_SHIFT) & _SID_MASK]
                 if current is not None:
-                    self._outcome(series, pred, current[0], label.timestamp_ms, -1, sink)
-                self._outcome(series, pred, label.label, label.timestamp_ms, +1, sink)
-            out.append(_with_label(e, label.label, label.timestamp_ms))
+                    self._outcome(series, pred, current[0], ts_ms, -1, sink)
+                self._outcome(series, pred, value, ts_ms, +1, sink)
+            out.append(_with_label(e, value, ts_ms) | flag)
         return _entry(tuple(out))
 
+    def _apply_implicit(self, endpoint: str, rule: ImplicitLabel, upto_s: int, now_ms: int, sink: Sink) -> None:
+        """Captures of `endpoint` unlabelled `rule.after_ms` after their first arrival count as
+        `rule.label` from now on; the cursor makes each tick look at newly due ones only."""
+        after_s = self.implicit_upto.get(endpoint, -1)
+        if upto_s <= after_s:
+            return
+        observer = self.observer if self.observer is not None and endpoint in self.observer.endpoints else None
+        for key, entry in self._captures.scan(endpoint, after_s, upto_s):
+            elems = _elements(entry)
+            if _label_of(elems[0]) is not None:
+                continue
+            new = self._labelled(elems, rule.label, now_ms, None, sink, _IMPLICIT)
+            self.stats.implicit_labels += 1
+            self._captures.replace(endpoint, key, new)
+            if observer is not None:
+                observer.changed(self.registry, endpoint, elems, _elements(new))
+        self.implicit_upto[endpoint] = upto_s
+
+    def _gone(self, endpoint: Endpoint, gone: list[tuple[Key, Entry]], now_ms: int, sink: Sink, *,
+              evicting: bool, implicit: ImplicitLabel | None = None) -> None:
+        """Count captures that left: unlabelled ones as Evicted, or Expired, or (an endpoint with
+        an implicit label reaching label_ttl) as that class, stamped now."""
+        observer = self.observer if self.observer is not None and endpoint in self.observer.endpoints else None
+        for _, entry in gone:
+            elems = _elements(entry)
+            if _label_of(elems[0]) is not None:
+                continue
+            if implicit is not None and not evicting:
+                new = self._labelled(elems, implicit.label, now_ms, None, sink, _IMPLICIT)
+                self.stats.implicit_labels += 1
+                if observer is not None and endpoint is not None:
+                    observer.changed(self.registry, endpoint, elems, _elements(new))
+                continue
+            for e in elems:
+                sink.count(self.registry[(e >> _SID_SHIFT) & _SID_MASK], now_ms, m.EVICTED if evicting else m.EXPIRED, 1)
+            if evicting:
+                self.stats.evicted_captures += len(elems)
+            else:
+                self.stats.expired += len(elems)
+
+    def _gone_labels(self, endpoint: Endpoint, n: int, now_ms: int, sink: Sink, *, evicting: bool) -> None:
+        if not n:
+            return
+        sink.count(endpoint_series(endpoint), now_ms, m.ORPHAN_LABELS, n)
+        if evicting:
+            self.stats.evicted_labels += n
+        else:
+            self.stats.orphan_labels += n
+
     def _keep_label(self, label: Label, key: Key, now_ms: int, sink: Sink) -> None:
-        pending = self._labels.setdefault(label.endpoint, {})
-        old = pending.get(key)
+        old = self._labels.get(label.endpoint, key)
         arrival = (now_ms // 1000) & _S34
         if old is not None:
             old_ts = old >> _PL_TS_SHIFT
@@ -346,89 +458,49 @@ class JoinState:
             else:
                 self.stats.corrections += 1
             arrival = (old >> _PL_ARRIVAL_SHIFT) & _S34
-        else:
-            self._n_labels += 1
-        pending[key] = (label.label + 1) | (arrival << _PL_ARRIVAL_SHIFT) | (label.timestamp_ms << _PL_TS_SHIFT)
+        packed = (label.label + 1) | (arrival << _PL_ARRIVAL_SHIFT) | (label.timestamp_ms << _PL_TS_SHIFT)
+        if old is None:
+            self._labels.add(label.endpoint, key, packed)
+        elif packed != old:
+            self._labels.replace(label.endpoint, key, packed)
         self._enforce_cap(now_ms, sink)
 
     def _take_pending_label(self, endpoint: str, key: Key) -> tuple[int, int] | None:
         for ep in (endpoint, None):
-            pending = self._labels.get(ep)
-            if pending:
-                packed = pending.pop(key, None)
-                if packed is not None:
-                    self._n_labels -= 1
-                    return (packed & 0b11) - 1, packed >> _PL_TS_SHIFT
+            packed = self._labels.remove(ep, key)
+            if packed is not None:
+                return (packed & 0b11) - 1, packed >> _PL_TS_SHIFT
         return None
 
-    def _pop_front(self, by_id: dict[Key, Entry], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
-        # one pass from the front: dicts keep arrival order, and popping keys while iterating
-        # from the front repeatedly would rescan deleted slots each time
-        gone: list[Key] = []
-        for inference_id, entry in by_id.items():
-            elems = _elements(entry)
-            if not evicting and ((elems[0] >> _ARRIVAL_SHIFT) & _S34) > cutoff_s:
-                break
-            if len(gone) == limit:
-                break
-            gone.append(inference_id)
-            for e in elems:
-                if _label_of(e) is None:
-                    sink.count(self.registry[(e >> _SID_SHIFT) & _SID_MASK], now_ms, m.EVICTED if evicting else m.EXPIRED, 1)
-                    if evicting:
-                        self.stats.evicted_captures += 1
-                    else:
-                        self.stats.expired += 1
-        for inference_id in gone:
-            del by_id[inference_id]
-        self._n_captures -= len(gone)
-        return len(gone)
-
-    def _pop_front_labels(self, endpoint: str | None, pending: dict[Key, int], cutoff_s: int, now_ms: int, sink: Sink, *, evicting: bool, limit: int = -1) -> int:
-        gone: list[Key] = []
-        for inference_id, packed in pending.items():
-            if not evicting and ((packed >> _PL_ARRIVAL_SHIFT) & _S34) > cutoff_s:
-                break
-            if len(gone) == limit:
-                break
-            gone.append(inference_id)
-        for inference_id in gone:
-            del pending[inference_id]
-        if gone:
-            sink.count(endpoint_series(endpoint), now_ms, m.ORPHAN_LABELS, len(gone))
-            if evicting:
-                self.stats.evicted_labels += len(gone)
-            else:
-                self.stats.orphan_labels += len(gone)
-        self._n_labels -= len(gone)
-        return len(gone)
-
     def _enforce_cap(self, now_ms: int, sink: Sink) -> None:
-        excess = self._n_captures + self._n_labels - self.policy.max_pending
+        excess = len(self._captures) + len(self._labels) - self.policy.max_pending
         if excess <= 0:
             return
         # evict in batches of ~1 % so the cost of a pass is shared by many records
         todo = max(excess, self.policy.max_pending // 100, 1)
-        while todo > 0 and (self._n_captures or self._n_labels):
-            oldest = self._oldest_dict()
+        while todo > 0 and (len(self._captures) or len(self._labels)):
+            oldest = self._oldest_table()
             if oldest is None:
                 break
-            kind, key = oldest
+            kind, ep = oldest
             if kind == "c":
-                todo -= self._pop_front(self._captures[key], 0, now_ms, sink, evicting=True, limit=todo)  # type: ignore[index]
+                gone = self._captures.pop_oldest(ep, None, todo)
+                self._gone(ep, gone, now_ms, sink, evicting=True)
+                todo -= len(gone)
             else:
-                todo -= self._pop_front_labels(key, self._labels[key], 0, now_ms, sink, evicting=True, limit=todo)
+                n = len(self._labels.pop_oldest(ep, None, todo))
+                self._gone_labels(ep, n, now_ms, sink, evicting=True)
+                todo -= n
 
-    def _oldest_dict(self) -> tuple[str, str | None] | None:
-        best: tuple[int, str, str | None] | None = None
-        for ep, by_id in self._captures.items():
-            if by_id:
-                arrival = (_elements(next(iter(by_id.values())))[0] >> _ARRIVAL_SHIFT) & _S34
-                if best is None or arrival < best[0]:
-                    best = (arrival, "c", ep)
-        for lep, pending in self._labels.items():
-            if pending:
-                arrival = (next(iter(pending.values())) >> _PL_ARRIVAL_SHIFT) & _S34
-                if best is None or arrival < best[0]:
-                    best = (arrival, "l", lep)
+    def _oldest_table(self) -> tuple[str, Endpoint] | None:
+        best: tuple[int, str, Endpoint] | None = None
+        for kind, table in (("c", self._captures), ("l", self._labels)):
+            for ep in table.endpoints():
+                arrival = table.oldest_s(ep)
+                if arrival is not None and (best is None or arrival < best[0]):
+                    best = (arrival, kind, ep)
         return None if best is None else (best[1], best[2])
+
+
+def _inline(table: Any) -> dict[Endpoint, dict[Key, Any]]:
+    return {ep: dict(d) for ep, d in table.by_endpoint.items()}

@@ -127,6 +127,11 @@ def _reject_constant(name: str) -> float:
     raise _Bad(NON_FINITE, f"{name} is not a finite number")
 
 
+#: one decoder for every record: json.loads(text, parse_constant=...) builds a new one per call,
+#: which took 4-5 µs of the ~8 µs a capture's JSON took
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _load_object(raw: bytes, limits: ParseLimits) -> dict[str, Any]:
     if len(raw) > limits.max_bytes:
         raise _Bad(TOO_LARGE, f"record is {len(raw)} bytes, the limit is {limits.max_bytes}")
@@ -135,7 +140,7 @@ def _load_object(raw: bytes, limits: ParseLimits) -> dict[str, Any]:
     except UnicodeDecodeError as ex:
         raise _Bad(NOT_UTF8, f"not UTF-8 at byte {ex.start}") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text)
     except json.JSONDecodeError as ex:
         raise _Bad(NOT_JSON, f"not JSON: {ex.msg} at line {ex.lineno} column {ex.colno}") from None
     if not isinstance(obj, dict):

@@ -18,6 +18,7 @@ from pipelines.comparison.counter import ComparisonCounter
 from pipelines.comparison.tally import ComparisonTally
 from pipelines.join import CODEC, JoinPolicy, JoinState
 from pipelines.parse import ParseLimits, parse_capture, parse_label
+from pipelines.pending import PendingStore
 from pipelines.records import BadRecord, Capture, Label, Source
 from pipelines.datum import Dimensions
 from pipelines.series import NameCap, SegmentCap, Series, dimension_sets
@@ -182,15 +183,17 @@ class PartitionPipeline:
     @classmethod
     def restore(
         cls, data: dict[str, Any], config: PipelineConfig, segments: SegmentCap | None = None,
-        window: WindowSink | None = None, names: NameCap | None = None,
+        window: WindowSink | None = None, names: NameCap | None = None, store: PendingStore | None = None,
     ) -> "PartitionPipeline":
+        """Resume from a snapshot; `store` holds the pending joins when they are not inline (a
+        disk store restored from the same checkpoint), else it receives the inline ones."""
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"partition snapshot version {data.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})")
         segments = segments or SegmentCap()
         segments.restore(data["segments"])
         p = cls(
             data["partition"], config, segments, window,
-            join=JoinState.restore(data["join"], config.join),
+            join=JoinState.restore(data["join"], config.join, store),
             aggregator=Aggregator.restore(config.tick_ms, data["aggregator"]), names=names,
         )
         if isinstance(window, SlidingWindow) and data.get("window") is not None:

@@ -8,6 +8,7 @@ to the state directory or S3 prefix may be refused or hold wrong numbers, but ne
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from glob import escape as glob_escape
 from pathlib import Path
@@ -56,6 +57,34 @@ class LocalDirStore:
     def names(self, prefix: str) -> list[str]:
         return sorted(p.name for p in self.directory.glob(f"{glob_escape(prefix)}*") if p.is_file())
 
+    # whole files (service/state/ship.py): a hard link when both sides share a filesystem
+    def save_file(self, name: str, path: Path) -> None:
+        tmp = self.directory / f".{name}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(path, tmp)  # the store's files are immutable: sharing the inode is safe
+            except OSError:
+                shutil.copyfile(path, tmp)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.directory / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load_file(self, name: str, path: Path) -> None:
+        src = self.directory / name
+        if not src.is_file():
+            raise FileNotFoundError(name)
+        try:
+            os.link(src, path)
+        except OSError:
+            shutil.copyfile(src, path)
+
+    def delete(self, name: str) -> None:
+        (self.directory / name).unlink(missing_ok=True)
+
 
 class S3Store:
     """Checkpoints under s3://bucket/prefix/, for several instances sharing partitions."""
@@ -75,6 +104,21 @@ class S3Store:
     def save(self, name: str, data: bytes) -> None:
         # a single PutObject is atomic for readers
         self.s3.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+
+    def save_file(self, name: str, path: Path) -> None:
+        self.s3.upload_file(str(path), self.bucket, self._key(name))  # multipart for large files
+
+    def load_file(self, name: str, path: Path) -> None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+        except self.s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(name) from None
+        with open(path, "wb") as f:
+            for chunk in body.iter_chunks(8 << 20):
+                f.write(chunk)
+
+    def delete(self, name: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self._key(name))
 
     def names(self, prefix: str) -> list[str]:
         base = self._key("")
@@ -109,6 +153,16 @@ def check_writable(location: str) -> None:
 def encode(state: dict[str, Any]) -> bytes:
     """`{"pipeline": PartitionPipeline.snapshot(), "unsent": {batch_id: [Datum, ...]}}` as bytes."""
     return checkpoint_format.encode(state)
+
+
+def prepare(state: dict[str, Any]) -> str:
+    """The body of `encode(state)` before its `store` section is known (a disk store ships its
+    files first); cheap: the pending joins are not in it. `seal` completes it."""
+    return checkpoint_format.prepare(state)
+
+
+def seal(prepared: str, store: Any) -> bytes:
+    return checkpoint_format.seal(prepared, store)
 
 
 def decode(data: bytes, name: str) -> dict[str, Any]:

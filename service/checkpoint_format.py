@@ -1,16 +1,17 @@
-"""The checkpoint file format, version 3 (reads 2 too): data only, never code. Pure: no I/O.
+"""The checkpoint file format, version 4 (reads 2 and 3 too): data only, never code. Pure: no I/O.
 
 A file is three parts (docs/checkpoint-format.md is the reference):
 
-    RGCK3\\n
-    {"format":"rollguard-checkpoint","version":3,"compression":"zlib","length":N,"sha256":"…"}\\n
+    RGCK4\\n
+    {"format":"rollguard-checkpoint","version":4,"compression":"zlib","length":N,"sha256":"…"}\\n
     <N bytes: the body, a JSON document, zlib-compressed when "compression" is "zlib">
 
 The SHA-256 covers the N stored body bytes and is checked before anything is decompressed or
 parsed. Types JSON lacks are spelled out: an inference id is "s:<id>" (a string id) or
 "b:<32 hex digits>" (a canonical UUID kept as its 16 bytes), a series is an array, a multi-capture
 entry an array of ints, a Datum an object of its fields; ordered mappings are arrays, so arrival
-order (which expiry relies on) is explicit.
+order (which expiry relies on) is explicit. With the disk store the pending joins are not in the
+body: its `store` section (service/state/manifest.py) lists the RocksDB files that hold them.
 
 Decoding builds only str, int, float, bytes, tuple, list, dict, None and Datum, and checks every
 type and shape: any surprise is a ValueError naming the checkpoint, in one line.
@@ -28,19 +29,20 @@ from typing import Any
 
 from pipelines.comparison.config import MAX_PER_ENDPOINT as MAX_COMPARISONS_PER_ENDPOINT
 from pipelines.datum import Datum
-from pipelines.join import JoinStats
+from pipelines.join import JOIN_SNAPSHOT_VERSION, JoinStats
 from pipelines.processor import SNAPSHOT_VERSION as PIPELINE_SNAPSHOT_VERSION
+from service.state.manifest import StoreSection, store_in, store_out
 
 FORMAT = "rollguard-checkpoint"
-VERSION = 3
-#: versions this rollguard reads: 2 is 3 without `pipeline.comparisons`
-READS = (2, 3)
+VERSION = 4
+#: versions this rollguard reads: 2 is 3 without `pipeline.comparisons`; 3 is 4 without `store`,
+#: `pipeline.join.implicit` and the implicit-label counters
+READS = (2, 3, 4)
 HEADER = b"RGCK%d\n" % VERSION
 ZLIB_LEVEL = 1  # the body is mostly digits and hex; level 1 gets most of the gain for a fraction of the time
 DOC = "docs/checkpoint-format.md"
 
-JOIN_SNAPSHOT_VERSION = 1  # what pipelines.join.JoinState.snapshot() writes
-CAPTURE_ENTRY_BITS = 149  # pipelines.join: label time (44 bits) from bit 97, 8 comparison bits from 141
+CAPTURE_ENTRY_BITS = 150  # pipelines.join: label time (44 bits) from bit 97, 8 comparison bits from 141, implicit 149
 LABEL_ENTRY_BITS = 80  # pipelines.join: a pending label's time (44 bits) from bit 36
 MAX_ENVELOPE_BYTES = 1024
 
@@ -52,8 +54,9 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PIPELINE_KEYS = frozenset({"version", "partition", "offsets", "join", "aggregator", "segments", "bad_records", "window",
                             "comparisons"})
 WINDOW_SNAPSHOT_VERSION = 1  # what pipelines.window.SlidingWindow.snapshot() writes
-_JOIN_KEYS = frozenset({"version", "series", "captures", "labels", "stats"})
+_JOIN_KEYS = frozenset({"version", "series", "captures", "labels", "stats", "implicit"})
 _STAT_NAMES = frozenset(f.name for f in dataclasses.fields(JoinStats))
+_STATS_SINCE_4 = frozenset({"implicit_labels", "implicit_corrections"})
 _DATUM_KEYS = frozenset(f.name for f in dataclasses.fields(Datum))
 
 PICKLE_REFUSED = (
@@ -71,12 +74,34 @@ class _Refused(Exception):
 
 
 def encode(state: Mapping[str, Any], *, compress: bool = True) -> bytes:
-    """`{"pipeline": PartitionPipeline.snapshot(), "unsent": {batch_id: [Datum, ...]}}` as bytes.
+    """`{"pipeline": PartitionPipeline.snapshot(), "unsent": {batch_id: [Datum, ...]}}` as bytes,
+    with `"store": StoreSection` when the pending joins are in a disk store.
 
     Raises ValueError (or TypeError) for a state of another shape, e.g. a snapshot field this
     format does not know yet: extend the format and bump VERSION rather than lose a field.
     """
     body = json.dumps(_body(state), separators=(",", ":"), allow_nan=False).encode("ascii")
+    return _envelope_around(body, compress)
+
+
+_NO_STORE = ',"store":null}'
+
+
+def prepare(state: Mapping[str, Any]) -> str:
+    """The JSON body of `state` (without a store section yet: its `store` is written last)."""
+    text = json.dumps({**_body({k: v for k, v in state.items() if k != "store"}), "store": None},
+                      separators=(",", ":"), allow_nan=False)
+    assert text.endswith(_NO_STORE)
+    return text
+
+
+def seal(prepared: str, store: StoreSection | None, *, compress: bool = True) -> bytes:
+    """`prepare`'s body with its store section, as checkpoint bytes: what encode() would give."""
+    tail = "null" if store is None else json.dumps(store_out(store), separators=(",", ":"))
+    return _envelope_around((prepared[:-len(_NO_STORE)] + ',"store":' + tail + "}").encode("ascii"), compress)
+
+
+def _envelope_around(body: bytes, compress: bool) -> bytes:
     if compress:
         body = zlib.compress(body, ZLIB_LEVEL)
     envelope = {
@@ -98,7 +123,9 @@ def _pending_out(endpoint: str | None, pending: Mapping[Any, Any]) -> dict[str, 
 
 
 def _body(state: Mapping[str, Any]) -> dict[str, Any]:
-    _keys(state, frozenset({"pipeline", "unsent"}), "the checkpoint state")
+    _keys(state, frozenset({"pipeline", "unsent", "store"}) if "store" in state else frozenset({"pipeline", "unsent"}),
+          "the checkpoint state")
+    store: StoreSection | None = state.get("store")
     p = state["pipeline"]
     _keys(p, _PIPELINE_KEYS, "the pipeline snapshot")
     j = p["join"]
@@ -118,6 +145,7 @@ def _body(state: Mapping[str, Any]) -> dict[str, Any]:
                 "captures": [_pending_out(ep, d) for ep, d in j["captures"].items()],
                 "labels": [_pending_out(ep, d) for ep, d in j["labels"].items()],
                 "stats": j["stats"],
+                "implicit": sorted([ep, s] for ep, s in j["implicit"].items()),
             },
             "aggregator": {
                 "counts": [[tick, series, name, value] for (tick, series, name), value in agg["counts"].items()],
@@ -130,6 +158,7 @@ def _body(state: Mapping[str, Any]) -> dict[str, Any]:
         },
         "unsent": [{"batch_id": batch_id, "datums": [_datum(d) for d in datums]}
                    for batch_id, datums in state["unsent"].items()],
+        "store": None if store is None else store_out(store),
     }
 
 
@@ -177,7 +206,7 @@ def _decode(data: bytes) -> dict[str, Any]:
         raise _Refused(PICKLE_REFUSED)
     if version not in READS:
         raise _Refused(f"unsupported checkpoint version {version} (this rollguard reads versions "
-                       f"{' and '.join(map(str, READS))})")
+                       f"{', '.join(map(str, READS[:-1]))} and {READS[-1]})")
     start = header.end()
     end = data.find(b"\n", start, start + MAX_ENVELOPE_BYTES)
     if end < 0:
@@ -367,8 +396,14 @@ def _pending(value: Any, path: str, endpoint_optional: bool, bits: int, multi: b
 
 
 def _state(doc: Any, version: int) -> dict[str, Any]:
-    body = _obj(doc, "body", frozenset({"pipeline", "unsent"}))
-    return {"pipeline": _pipeline(body["pipeline"], version), "unsent": _unsent(body["unsent"])}
+    body = _obj(doc, "body", frozenset({"pipeline", "unsent", "store"} if version >= 4 else {"pipeline", "unsent"}))
+    out: dict[str, Any] = {"pipeline": _pipeline(body["pipeline"], version), "unsent": _unsent(body["unsent"])}
+    if body.get("store") is not None:
+        try:
+            out["store"] = store_in(body["store"])
+        except ValueError as ex:
+            raise _Refused(f"invalid ({ex})") from None
+    return out
 
 
 def _pipeline(value: Any, version: int) -> dict[str, Any]:
@@ -385,7 +420,7 @@ def _pipeline(value: Any, version: int) -> dict[str, Any]:
         "version": PIPELINE_SNAPSHOT_VERSION,
         "partition": _int(p["partition"], "pipeline.partition", 0),
         "offsets": offsets,
-        "join": _join(p["join"]),
+        "join": _join(p["join"], version),
         "aggregator": _aggregator(p["aggregator"]),
         "segments": segments,
         "bad_records": _int_map(p["bad_records"], "pipeline.bad_records"),
@@ -486,17 +521,25 @@ def _by_endpoint(value: Any, path: str, endpoint_optional: bool, bits: int, mult
     return out
 
 
-def _join(value: Any) -> dict[str, Any]:
-    j = _obj(value, "pipeline.join", _JOIN_KEYS - {"version"})
+def _join(value: Any, version: int) -> dict[str, Any]:
+    j = _obj(value, "pipeline.join", _JOIN_KEYS - {"version"} - ({"implicit"} if version < 4 else set()))
     series = [_series(s, f"pipeline.join.series[{i}]") for i, s in enumerate(_list(j["series"], "pipeline.join.series"))]
     if len(set(series)) != len(series):
         raise _Refused("invalid (pipeline.join.series: a series appears twice)")
     captures = _by_endpoint(j["captures"], "pipeline.join.captures", False, CAPTURE_ENTRY_BITS, True)
     labels = _by_endpoint(j["labels"], "pipeline.join.labels", True, LABEL_ENTRY_BITS, False)
     stats = _int_map(j["stats"], "pipeline.join.stats")
-    if set(stats) != _STAT_NAMES:
-        raise _Refused(f"invalid (pipeline.join.stats: {_field_diff(stats, _STAT_NAMES)})")
-    return {"version": JOIN_SNAPSHOT_VERSION, "series": series, "captures": captures, "labels": labels, "stats": stats}
+    names = _STAT_NAMES if version >= 4 else _STAT_NAMES - _STATS_SINCE_4
+    if set(stats) != names:
+        raise _Refused(f"invalid (pipeline.join.stats: {_field_diff(stats, names)})")
+    stats = {**dict.fromkeys(_STATS_SINCE_4, 0), **stats}
+    implicit: dict[str, int] = {}
+    for i, pair in enumerate(_list(j.get("implicit", []), "pipeline.join.implicit")):
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)) or pair[0] in implicit:
+            raise _bad(f"pipeline.join.implicit[{i}]", "a distinct [endpoint, arrival second] pair", pair)
+        implicit[pair[0]] = _int(pair[1], f"pipeline.join.implicit[{i}][1]", -1)
+    return {"version": JOIN_SNAPSHOT_VERSION, "series": series, "captures": captures, "labels": labels, "stats": stats,
+            "implicit": implicit}
 
 
 def _aggregator(value: Any) -> dict[str, Any]:

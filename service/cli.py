@@ -7,7 +7,7 @@ import sys
 # subcommand -> (module under service.commands whose main(argv) returns an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the daemon: consume captures and labels, publish metrics"),
-    "demo": ("demo", "start the local stack, a traffic generator and the daemon"),
+    "demo": ("demo", "the reference story on the local stack: shadow phase, gate, linear shift, rollback"),
     "traffic": ("traffic", "produce synthetic captures and labels to the configured topics"),
     "devstack": ("devstack", "start/stop the local Kafka broker and moto server"),
     "import-s3": ("import_s3", "produce SageMaker Data Capture files from S3 to the captures topic"),

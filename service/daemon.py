@@ -24,7 +24,7 @@ from pipelines.comparison.config import Comparison
 from pipelines.comparison.report import verdict_json
 from pipelines.datum import Datum
 from pipelines.heartbeat import heartbeat_stamps
-from pipelines.join import JoinPolicy
+from pipelines.join import JoinPolicy, JoinState
 from pipelines.parse import ParseLimits
 from pipelines.processor import PartitionPipeline, PipelineConfig
 from pipelines.records import BadRecord, Source
@@ -37,6 +37,8 @@ from service.consumer import corrupt_position, rebalance_listener
 from service.daemon_status import pipeline_totals, window_series
 from service.dead_letter import DeadLetters
 from service.settings import Settings
+from service.state import MemoryStores, StateStores
+from service.state_commits import Commit, restore_progress, state_status
 
 log = logging.getLogger("rollguard")
 
@@ -74,7 +76,8 @@ def pipeline_config(settings: Settings, comparisons: Sequence[Comparison] = ()) 
         join=JoinPolicy(
             label_ttl_ms=settings.label_ttl_seconds * 1000,
             label_wait_ms=settings.label_wait_seconds * 1000,
-            max_pending=settings.max_pending_captures,
+            max_pending=settings.pending_cap(),
+            expiry_labels=dict(settings.expiry_labels),
         ),
         limits=ParseLimits(max_bytes=settings.max_record_bytes, max_future_ms=settings.max_future_seconds * 1000),
         score_threshold=settings.score_threshold,
@@ -102,6 +105,9 @@ class Slot:
     held: list[str] = field(default_factory=list)
     # next offsets as of the last written checkpoint: the only offsets ever committed
     checkpointed: dict[str, int] = field(default_factory=dict)
+    # a disk store's checkpoint being written in the background, and whether the last one failed
+    commit: Commit | None = None
+    failed: bool = False
 
 
 @dataclass
@@ -128,8 +134,11 @@ class Daemon:
         store: checkpoint.CheckpointStore,
         clock: Any = None,
         comparisons: Sequence[Comparison] = (),
+        state: StateStores | None = None,
     ) -> None:
         self.settings = settings
+        self.state: StateStores = state if state is not None else MemoryStores()
+        self.restoring: dict[int, tuple[int, int]] = {}  # partition -> (bytes done, bytes in all)
         self.comparisons = tuple(comparisons)
         self.config = pipeline_config(settings, self.comparisons)
         self.consumer = consumer
@@ -167,7 +176,8 @@ class Daemon:
         return f"{s.group_id}.{s.captures_topic}.{s.labels_topic}.p{partition}.ckpt"
 
     def _new_pipeline(self, partition: int) -> PartitionPipeline:
-        return PartitionPipeline(partition, self.config, self.segments, self._new_window(), names=self.names)
+        join = JoinState(self.config.join, store=self.state.new(partition))
+        return PartitionPipeline(partition, self.config, self.segments, self._new_window(), join=join, names=self.names)
 
     def _new_window(self) -> SlidingWindow:
         """Each partition keeps its own share of the gauges, checkpointed with it and moving with it."""
@@ -194,8 +204,12 @@ class Daemon:
         if data is None:
             return Slot(self._new_pipeline(partition))
         state = checkpoint.decode(data, name)
+        section = state.get("store")
+        with restore_progress(self.restoring, partition, section):
+            store = self.state.restore(partition, section, lambda done: self.restoring.__setitem__(
+                partition, (done, self.restoring[partition][1])))
         pipeline = PartitionPipeline.restore(state["pipeline"], self.config, self.segments, self._new_window(),
-                                             names=self.names)
+                                             names=self.names, store=store)
         slot = Slot(pipeline, checkpointed=dict(pipeline.offsets))
         ledger = self.store.load(name + ".sent")
         already = set(json.loads(ledger)) if ledger else set()
@@ -214,6 +228,7 @@ class Daemon:
                 # another instance owns it now and restores it from the checkpoint
                 gone = self.parked.pop(p)
                 self.publisher.discard(list(gone.unsent))
+                self.state.drop(gone.pipeline.join.store)
             for tp in assigned:
                 slot = self.slots.get(tp.partition) or self.parked.pop(tp.partition, None)
                 if slot is None:
@@ -233,10 +248,12 @@ class Daemon:
             return
         with self.lock:
             self._tick(partitions, commit=False)  # no blocking consumer calls inside a rebalance
+            self._settle(partitions, wait=True)
             self.publisher.flush(deadline_ms=self.clock.now_ms() + 5000)
             if self.hold is None:
                 for p in partitions:
                     self._checkpoint(p)
+                self._settle(partitions, wait=True)
             for p in partitions:
                 self.parked[p] = self.slots.pop(p)
             log.info("revoked partitions %s", partitions)
@@ -333,6 +350,7 @@ class Daemon:
             self.publisher.enqueue(f"heartbeat-{now}-{self._tick_seq}", beats)
 
     def _tick(self, partitions: list[int], commit: bool = True) -> None:
+        self._settle(partitions, wait=True)  # expiry reads the store: the last commit must be in it
         now = self.clock.now_ms()
         self._tick_seq += 1
         pending = set(self.publisher.pending())
@@ -351,17 +369,12 @@ class Daemon:
         if not self.dead_letters.flush(timeout_s=min(5.0, self.settings.tick_seconds)):
             self._hold(f"{self.dead_letters.pending()} dead letters not confirmed written: {self.dead_letters.last_error}")
         else:
-            failed = [p for p in partitions if not self._checkpoint(p)]
-            if not failed:
+            written = {p: self._checkpoint(p) for p in partitions}
+            if all(w is not False for w in written.values()) and not any(s.failed for s in self.slots.values()):
                 self.hold = None
             for p in partitions:
-                slot = self.slots[p]
-                if p in failed:
-                    continue
-                for batch_id in slot.held:
-                    self.publisher.enqueue(batch_id, slot.unsent[batch_id])
-                slot.held = []
-                slot.checkpointed = dict(slot.pipeline.offsets)
+                if written[p] is True:
+                    self._release(self.slots[p], list(self.slots[p].held), dict(self.slots[p].pipeline.offsets))
         for partition_window in self._windows():
             partition_window.evict(now)
         window = self.window()
@@ -413,6 +426,47 @@ class Daemon:
             out.append({**verdict_json(c, evidence.verdict(c)), "evidence": verdicts.plain(evidence)})
         self._comparison_status = (evidence, out)
         return out
+
+    def _release(self, slot: Slot, batches: list[str], offsets: dict[str, int]) -> None:
+        """A checkpoint holding `batches` and `offsets` is written: publish them, commit those."""
+        for batch_id in batches:
+            if batch_id in slot.unsent:
+                self.publisher.enqueue(batch_id, slot.unsent[batch_id])
+        released = set(batches)
+        slot.held = [b for b in slot.held if b not in released]
+        slot.checkpointed = offsets
+
+    def _settle(self, partitions: Iterable[int] | None = None, wait: bool = False) -> None:
+        """Finish the background checkpoints (disk store) that are done, or all when `wait`:
+        release what they hold, or hold on (and retry at the next tick) when one failed."""
+        for p in sorted(self.slots) if partitions is None else partitions:
+            slot = self.slots.get(p)
+            c = slot.commit if slot is not None else None
+            if slot is None or c is None or not (wait or c.job.done()):
+                continue
+            slot.commit = None
+            error = c.error()
+            if error is not None:
+                slot.failed = True
+                self.stats.checkpoint_failures += 1
+                broken = getattr(slot.pipeline.join.store, "broken", None)
+                if broken is not None:  # the local store lost a tick's changes: only a restart is exact
+                    raise SystemExit(f"rollguard: partition {p}: {broken}; restart to resume from the last checkpoint")
+                self._hold(f"checkpoint of partition {p}: {error}")
+                continue
+            slot.failed = False
+            self._checkpointed(p, slot, c.unsent)
+            self._release(slot, c.batches, c.offsets)
+            if not any(s.failed for s in self.slots.values()):
+                self.hold = None
+
+    def _checkpointed(self, partition: int, slot: Slot, unsent: set[str]) -> None:
+        self.stats.checkpoints += 1
+        self.stats.last_checkpoint_ms = self.clock.now_ms()
+        with self._ledger_lock:
+            if slot.sent - unsent:
+                slot.sent &= unsent
+                self._save_ledger(partition, slot)
 
     def _hold(self, why: str) -> None:
         if self.hold != why:
@@ -472,6 +526,8 @@ class Daemon:
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, one-line reason) for /readyz; reads plain fields only, never blocks."""
+        for p, (done, total) in list(self.restoring.items()):
+            return False, f"restoring partition {p} ({done / 1e6:.1f} of {total / 1e6:.1f} MB)"
         if not self.ready.is_set():
             return False, "waiting for partition assignment and state restore"
         if self.hold is not None:
@@ -503,7 +559,10 @@ class Daemon:
                 snapshot = self._status = self._build_status(self.clock.now_ms())
         ready, why = self.readiness()
         publisher_stats = getattr(self.publisher, "stats", None)  # its own lock, never the loop's
-        return {**snapshot, "records": self.stats.records, "ready": ready, "not_ready_reason": None if ready else why,
+        # live, not from the last tick: a restore runs inside an assignment, between ticks
+        state = state_status(self.state, self.restoring, [slot.pipeline.join.store for slot in list(self.slots.values())])
+        return {**snapshot, "state": state, "records": self.stats.records, "ready": ready,
+                "not_ready_reason": None if ready else why,
                 "publisher": dataclasses.asdict(publisher_stats()) if publisher_stats else {},
                 **({"comparisons": self.comparison_status()} if self.comparisons else {})}
 
@@ -528,12 +587,17 @@ class Daemon:
             "started_ms": self.stats.started_ms,
         }
 
-    def _checkpoint(self, partition: int) -> bool:
-        """Write one partition's checkpoint; False (counted, logged, held) when it cannot be."""
+    def _checkpoint(self, partition: int) -> bool | None:
+        """Write one partition's checkpoint; False (counted, logged, held) when it cannot be,
+        None when a disk store writes it in the background (`_settle` finishes it)."""
         slot = self.slots[partition]
         with self._ledger_lock:
             slot.unsent = {b: d for b, d in slot.unsent.items() if b not in slot.sent}
         state = {"pipeline": slot.pipeline.snapshot(), "unsent": dict(slot.unsent)}
+        store = slot.pipeline.join.store
+        if not store.inline:
+            self._start_commit(partition, slot, state)
+            return None
         try:
             self.store.save(self._checkpoint_name(partition), checkpoint.encode(state))
             if self.comparisons:  # after the checkpoint: never ahead of the state it restores
@@ -543,13 +607,24 @@ class Daemon:
             self.stats.checkpoint_failures += 1
             self._hold(f"checkpoint of partition {partition}: {type(ex).__name__}: {ex}".splitlines()[0])
             return False
-        self.stats.checkpoints += 1
-        self.stats.last_checkpoint_ms = self.clock.now_ms()
-        with self._ledger_lock:
-            if slot.sent - set(slot.unsent):
-                slot.sent &= set(slot.unsent)
-                self._save_ledger(partition, slot)
+        self._checkpointed(partition, slot, set(slot.unsent))
         return True
+
+    def _start_commit(self, partition: int, slot: Slot, state: dict[str, Any]) -> None:
+        """The disk store writes the tick's changes and ships them in the background; the
+        checkpoint file (small state, offsets, unsent datums, the files) is written after them."""
+        prepared = checkpoint.prepare(state)  # now, on this thread: the pipeline moves on
+        verdict = verdicts.encode(partition, slot.pipeline.offsets, slot.pipeline.comparison_tallies()) \
+            if self.comparisons else None
+        name = self._checkpoint_name(partition)
+
+        def finish(section: Any) -> None:
+            self.store.save(name, checkpoint.seal(prepared, section))
+            if verdict is not None:  # after the checkpoint: never ahead of the state it restores
+                self.store.save(verdicts.object_name(self._verdict_prefix, partition), verdict)
+
+        job = slot.pipeline.join.store.commit(finish)  # type: ignore[attr-defined]
+        slot.commit = Commit(job, list(slot.held), dict(slot.pipeline.offsets), set(slot.unsent))
 
     def apply_backpressure(self) -> None:
         """Pause consumption while CloudWatch is not taking data and the publisher's buffer is
@@ -586,6 +661,9 @@ class Daemon:
             batch = self.poll(poll_timeout_ms)
             if batch:
                 self.process(batch)
+            if any(slot.commit is not None for slot in list(self.slots.values())):
+                with self.lock:
+                    self._settle()
             if self.tick_due.is_set():
                 self.tick()
                 self.apply_backpressure()
@@ -600,15 +678,19 @@ class Daemon:
         with self.lock:
             if self.slots:
                 self._tick(sorted(self.slots), commit=False)
+                self._settle(wait=True)
             self.publisher.flush(deadline_ms=self.clock.now_ms() + 10_000)
             pending = set(self.publisher.pending())
             ok = self.hold is None
             if ok:
                 for p, slot in self.slots.items():
                     slot.unsent = {b: d for b, d in slot.unsent.items() if b in pending or b in slot.held}
-                    ok = self._checkpoint(p) and ok
+                    ok = self._checkpoint(p) is not False and ok
+                self._settle(wait=True)
+                ok = ok and self.hold is None
         self._commit()
-        self.consumer.close(autocommit=False)
+        self.consumer.close(autocommit=False)  # may revoke, which ticks and checkpoints once more
         self.dead_letters.close()
+        self.state.close()
         if not ok:
             raise SystemExit(f"rollguard: final checkpoint failed, the next start resumes from the last one written: {self.hold}")

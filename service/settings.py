@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.exceptions import SettingsError as _SourceError
 
 from pipelines import cloudwatch_rules
+from pipelines.join import ImplicitLabel
 
 ENV_PREFIX = "ROLLGUARD_"
 #: the parser's and the publisher's one limit on future timestamps (pipelines.cloudwatch_rules)
@@ -52,6 +54,15 @@ def read_http_token_file(path: str) -> str:
         raise ValueError(f"the token in {path} {ex}") from None
 
 
+#: the most worker processes one `rollguard run` starts (ROLLGUARD_WORKERS, --workers)
+MAX_WORKERS = 64
+
+
+def default_workers() -> int:
+    """ROLLGUARD_WORKERS when unset: one worker per core."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 #: OAUTHBEARER is MSK IAM: tokens signed with the AWS credentials chain (service/kafka_clients.py)
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -82,6 +93,8 @@ def read_secret_file(path: str) -> str:
 
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_EXPIRY_LABEL = re.compile(r"(?P<endpoint>[^=@,]*[^=@,\s])\s*=\s*(?P<label>[01])\s*(?:@\s*(?P<amount>[0-9]{1,9})(?P<unit>[smhd])?)?")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _check_region(region: str) -> None:
@@ -143,6 +156,17 @@ class Settings(BaseSettings):
     # segment counts give every rate by metric math
     segment_gauges: bool = False
     state_dir: str = "./state"
+    # where pending joins live: RocksDB per partition on local disk, or memory (service/state/)
+    state_store: Literal["disk", "memory"] = "disk"
+    # the disk store's local directory (a cache: partitions are restored from state_dir)
+    local_state_dir: str = Field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "rollguard-state"))
+    # RocksDB block cache shared by all partitions of the process
+    state_cache_mb: int = Field(256, ge=8, le=1_000_000)
+    # per-endpoint implicit label of captures that expire unlabelled: "ep=0" or "ep=0@7d"
+    expiry_labels: Annotated[dict[str, ImplicitLabel], NoDecode] = Field(default_factory=dict)
+    # consumer processes `rollguard run` starts in the group on this host (service/workers/);
+    # 1 runs the daemon in the command's own process, as before
+    workers: int = Field(default_factory=lambda: default_workers(), ge=1, le=MAX_WORKERS)
     # the alarm spec whose `comparisons` the daemon judges (alarms.spec); unset: none
     spec: str | None = None
     http_addr: str = "127.0.0.1:8787"
@@ -151,7 +175,8 @@ class Settings(BaseSettings):
     http_token_file: str | None = None
     max_record_bytes: int = Field(1_048_576, gt=0)
     max_future_seconds: int = Field(MAX_FUTURE_SECONDS, ge=0, le=MAX_FUTURE_SECONDS)
-    max_pending_captures: int = Field(5_000_000, gt=0)
+    # cap on pending joins per partition; unset: 5,000,000 in memory, 1,000,000,000 on disk
+    max_pending_captures: int | None = Field(None, gt=0)
     max_buffered_datums: int = Field(2_000_000, gt=0)
     # names that become dimensions: an allow-list of endpoints (the same on every instance), else
     # the first max_endpoints seen; variants and model versions capped per endpoint / variant
@@ -425,6 +450,37 @@ class Settings(BaseSettings):
         if self.http_token_file is not None:
             return read_http_token_file(self.http_token_file)
         return self.http_token
+
+    @field_validator("expiry_labels", mode="before")
+    @classmethod
+    def _expiry_labels(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        out: dict[str, ImplicitLabel] = {}
+        for item in filter(None, (p.strip() for p in v.split(","))):
+            m = _EXPIRY_LABEL.fullmatch(item)
+            if m is None or m["endpoint"].strip() in out:
+                raise ValueError("must be a comma list of endpoint=0 or endpoint=1, each optionally @delay "
+                                 "(seconds, or a number with s, m, h or d: fraud-ep=0@7d), each endpoint once")
+            after = None if m["amount"] is None else int(m["amount"]) * _UNIT_SECONDS[m["unit"] or "s"] * 1000
+            if after == 0:
+                raise ValueError(f"{item}: the delay must be more than 0")
+            out[m["endpoint"].strip()] = ImplicitLabel(int(m["label"]), after)
+        return out
+
+    @model_validator(mode="after")
+    def _expiry_label_delays(self) -> "Settings":
+        for endpoint, rule in self.expiry_labels.items():
+            if rule.after_ms is not None and rule.after_ms >= self.label_ttl_seconds * 1000:
+                raise ValueError(f"ROLLGUARD_EXPIRY_LABELS: {endpoint}'s delay must be shorter than "
+                                 f"ROLLGUARD_LABEL_TTL_SECONDS ({self.label_ttl_seconds} s), so a real label can still correct it")
+        return self
+
+    def pending_cap(self) -> int:
+        """max_pending_captures, or the default of the state store."""
+        if self.max_pending_captures is not None:
+            return self.max_pending_captures
+        return 5_000_000 if self.state_store == "memory" else 1_000_000_000
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> "Settings":

@@ -234,6 +234,11 @@ def render_status(doc: Mapping[str, Any]) -> str:
                       + (f", {fmt_count(waiting)} not yet confirmed" if waiting else "")))
     if doc.get("not_ready_reason"):
         lines.append(_row("not ready", str(doc["not_ready_reason"])[:200]))
+    for w in doc.get("workers") or []:  # `rollguard run --workers N`: the figures above are their sums
+        state = "ready" if w.get("ready") else "not running" if not w.get("running") else "not ready"
+        lines.append(_row(f"worker {w.get('worker')}", f"{state}, pid {w.get('pid') or '-'}, partitions "
+                          f"{_partitions(w.get('partitions') or [])}, {fmt_count(w.get('records', 0))} records, "
+                          f"{fmt_count(w.get('restarts', 0))} restarts"))
     join: Mapping[str, Any] = doc.get("join") or {}
     if join:
         keys = ("duplicate_captures", "corrections", "expired", "orphan_labels", "evicted_captures", "evicted_labels")

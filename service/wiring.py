@@ -13,6 +13,7 @@ from service.daemon import Daemon
 from service.dead_letter import DeadLetters
 from service.http_api.server import start_server
 from service.settings import Settings
+from service.state import open_state_stores
 
 
 def check_topics(settings: Settings) -> None:
@@ -61,14 +62,19 @@ def build(settings: Settings, clock: Any = None) -> Daemon:
         settings, consumer=consumer, dead_letters=DeadLetters(dead_letter_producer, settings.dead_letter_topic,
                                                                 max_bytes=settings.dead_letter_max_bytes),
         publisher=publisher, store=store, clock=clock, comparisons=comparisons,
+        state=open_state_stores(settings, store),
     )
     built.append(daemon)
     return daemon
 
 
 def serve(settings: Settings, stop: threading.Event, clock: Any = None,
-          started: Callable[[Daemon], None] | None = None) -> Daemon:
-    """Run the daemon until `stop` is set: scheduler, publisher thread, HTTP API, loop."""
+          started: Callable[[Daemon], None] | None = None, *,
+          listening: Callable[[tuple[str, int]], None] | None = None, http_label: str = "http") -> Daemon:
+    """Run the daemon until `stop` is set: scheduler, publisher thread, HTTP API, loop.
+
+    ``listening`` is told the API's bound address (a worker reports it to its supervisor);
+    ``http_label`` starts the log line that names it."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     check_topics(settings)
@@ -80,7 +86,9 @@ def serve(settings: Settings, stop: threading.Event, clock: Any = None,
     scheduler.start()
     publisher: Any = daemon.publisher
     publisher.start_background(max(0.2, min(settings.tick_seconds / 4, 5.0)))
-    http = start_server(daemon)
+    http = start_server(daemon, label=http_label)
+    if listening is not None:
+        listening(http.address)
     try:
         daemon.run(stop)
     finally:

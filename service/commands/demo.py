@@ -1,118 +1,79 @@
-"""`rollguard demo`: the local stack, a live traffic generator and the daemon, in one command.
+"""`rollguard demo`: the reference story on the real local stack, in about three minutes.
 
-Starts a Kafka broker and a moto server (service.devstack), creates the topics, produces
-fraud-model traffic (production v5 and shadow v6, labels 5-30 s after each inference), runs the
-daemon on it and prints what it consumed and what CloudWatch now holds, until Ctrl-C or
---seconds.
+Starts a Kafka broker and the AWS API (moto over HTTP), applies the demo's alarm spec with
+`rollguard alarms apply`, runs the daemon (`rollguard run`) and plays the fraud team's V5 -> V6
+rollout on a compressed clock (service/demo/story.py):
+
+- default: V6 has a V4-style regression in one merchant category; the shadow phase's gate
+  goes from INCONCLUSIVE to FAIL on that category while the pooled figures look fine, and the
+  story stops with gate's table;
+- ``--good``: a clean V6 passes the gate and is shifted 10 % a step, each step baked while the
+  guardrail alarms are watched, to 100 %;
+- ``--regress-after-shift [errors|latency]``: the clean V6 regresses at 30 % and the
+  comparison's verdict alarm rolls the deploy back.
+
+Ends with a summary and PNG charts in the directory it names. Ctrl-C stops everything.
+Exit codes: 0 the story was played (whatever its outcome), 1 the demo failed, 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import tempfile
 import threading
-import time
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
 
-from pipelines import metrics
-from service import aws
 from service.commands.base import LOG_FORMAT
-from service.devstack import start_kafka, start_moto
-from service.devstack.traffic import TrafficSpec, produce_forever
-from service.settings import Settings, load_settings
+from service.demo.behaviour import REGRESSIONS
+from service.demo.scenario import Scenario
+from service.demo.story import Story, summary_text
+from service.demo.view import make_view
 from service.signals import stop_on_signals
-from service.topics import ensure_topics
-from service.wiring import serve
 
-SPEC = TrafficSpec(correction_rate=0.02, duplicate_rate=0.01)
-#: the CloudWatch sums the demo prints, per fleet
-SUMS = (metrics.INVOCATIONS, metrics.ERRORS, metrics.TRUE_POSITIVES, metrics.FALSE_POSITIVES,
-        metrics.FALSE_NEGATIVES, metrics.LABELED)
-#: the window gauges it prints
-GAUGES = (*(metrics.RATES[r].gauge for r in ("precision", "recall", "error_rate")),
-          next(name for name, pct in metrics.LATENCY_GAUGES.items() if pct == 99.0),
-          metrics.RATES["shadow_agreement"].gauge)
+PROG = "rollguard demo"
+INTERRUPTED = 130
 
 
-def _cloudwatch_totals(settings: Settings) -> dict[str, float]:
-    cw = aws.client("cloudwatch", settings)
-    now = datetime.now(timezone.utc)
-    queries: list[dict[str, Any]] = []
-    for variant, version in ((SPEC.production, SPEC.production_version), (SPEC.shadow, SPEC.shadow_version)):
-        for name in SUMS:
-            dims = [{"Name": metrics.ENDPOINT_NAME, "Value": SPEC.endpoint}, {"Name": metrics.VARIANT_NAME, "Value": variant},
-                    {"Name": metrics.MODEL_VERSION, "Value": version}]
-            queries.append({"Id": f"m{len(queries)}", "Label": f"{variant} {name}", "MetricStat": {
-                "Metric": {"Namespace": settings.namespace, "MetricName": name, "Dimensions": dims},
-                "Period": 3600, "Stat": "Sum"}})
-    totals: dict[str, float] = {}
-    pages = cw.get_paginator("get_metric_data").paginate(
-        MetricDataQueries=queries, StartTime=now - timedelta(hours=2), EndTime=now + timedelta(hours=1))
-    for page in pages:
-        for r in page["MetricDataResults"]:
-            totals[r["Label"]] = totals.get(r["Label"], 0.0) + sum(r["Values"])
-    return totals
-
-
-def _report(daemon: Any, settings: Settings) -> None:
-    status = daemon.status()
-    print(f"\n[{datetime.now():%H:%M:%S}] consumed {status['records']} records, pending joins "
-          f"{status['pending_joins']}, dead letters {status['dead_letters']}, "
-          f"published {status['publisher'].get('sent_datums', 0)} datums")
-    for s in status["series"]:
-        d, g = s["dimensions"], s["gauges"]
-        if metrics.MODEL_VERSION in d:
-            shown = ", ".join(f"{k}={g[k]:.3f}" for k in GAUGES if k in g)
-            print(f"  window {d[metrics.VARIANT_NAME]:>10} ({d[metrics.MODEL_VERSION]}): {shown or 'collecting samples'}")
-    try:
-        totals = _cloudwatch_totals(settings)
-        print("  CloudWatch sums: " + json.dumps({k: int(v) for k, v in totals.items() if v}))
-    except Exception as ex:  # the demo keeps going; the daemon retries on its own
-        print(f"  CloudWatch read failed: {ex}")
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p.add_argument("--good", action="store_true", help="a clean V6: it passes the gate and is shifted to 100 %%")
+    p.add_argument("--regress-after-shift", nargs="?", const="errors", choices=REGRESSIONS, metavar="KIND",
+                   help="a clean V6 that regresses at 30 %% of the shift: errors (the default) or latency; "
+                        "the verdict alarm rolls it back")
+    p.add_argument("--fast", action="store_true",
+                   help="test mode: faster labels, 5 s bakes, wider tolerances, alarms evaluated every 10 s")
+    p.add_argument("--plain", action="store_true", help="plain lines instead of the live view (the default without a TTY)")
+    p.add_argument("--out", type=Path, help="directory for the charts and the summary (default: a new temporary one)")
+    p.add_argument("--rate", type=float, default=None, help="inferences per second (default 400)")
+    p.add_argument("--seed", type=int, default=None, help="traffic seed")
+    return p
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rollguard demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
-    parser.add_argument("--rate", type=int, default=50, help="inferences per second")
-    parser.add_argument("--tick", type=float, default=5.0, help="publish interval in seconds")
-    parser.add_argument("--partitions", type=int, default=4)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    overrides: dict[str, object] = {}
+    if args.rate is not None:
+        if not 10 <= args.rate <= 5000:
+            parser().error("--rate must be 10-5000 inferences per second")
+        overrides["rate"] = args.rate
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    scenario = Scenario.of(good=args.good, regress_after_shift=args.regress_after_shift, fast=args.fast, **overrides)
+    out_dir = args.out or Path(tempfile.mkdtemp(prefix="rollguard-demo-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     stop_on_signals(stop)
-
-    print("starting Kafka and the moto server ...", flush=True)
-    with start_kafka() as broker, start_moto() as moto, tempfile.TemporaryDirectory(prefix="rollguard-demo-") as state:
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            os.environ.setdefault(key, value)
-        settings = load_settings(
-            kafka_bootstrap_servers=broker.bootstrap_servers, aws_endpoint_url=moto.endpoint_url,
-            aws_region="us-east-1", tick_seconds=args.tick, state_dir=state, min_samples=20,
-            segment_attributes=("merchant_category",), segment_values={"merchant_category": SPEC.segments},
-        )
-        ensure_topics(broker.bootstrap_servers, {settings.captures_topic: args.partitions,
-                                                 settings.labels_topic: args.partitions,
-                                                 settings.dead_letter_topic: 1})
-        print(f"kafka {broker.bootstrap_servers}, moto {moto.endpoint_url}, status http://{settings.http_addr}/v1/status")
-        holder: list[Any] = []
-        runner = threading.Thread(target=serve, args=(settings, stop), kwargs={"started": holder.append}, daemon=True)
-        runner.start()
-        producer = threading.Thread(target=produce_forever, args=(settings, args.rate, stop, SPEC), daemon=True)
-        producer.start()
-        deadline = time.monotonic() + args.seconds if args.seconds else None
-        while not stop.wait(10):
-            if holder:
-                _report(holder[0], settings)
-            if deadline is not None and time.monotonic() >= deadline:
-                stop.set()
-        producer.join(timeout=10)
-        runner.join(timeout=60)
-        if holder:
-            _report(holder[0], settings)
-    print("demo stopped")
-    return 0
+    view = make_view(plain=True if args.plain else None, every_s=5.0 if args.fast else 10.0)
+    view.print(f"rollguard demo: {scenario.title}\n"
+               f"files: {out_dir}  (Ctrl-C stops everything)\n"
+               "starting Kafka, the AWS API (moto) and the daemon ...")
+    try:
+        result = Story(scenario, out_dir, view, stop).run()
+    finally:
+        view.close()
+    print(summary_text(result, out_dir), end="", flush=True)
+    if result.interrupted:
+        return INTERRUPTED
+    return 1 if result.error else 0

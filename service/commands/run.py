@@ -5,24 +5,60 @@ import argparse
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from service import checkpoint, verdicts
-from service.commands.base import add_log_level, configure_logging, exit_code, fail, load_or_exit
+from service.commands.base import LOG_FORMAT, add_log_level, configure_logging, exit_code, fail, load_or_exit
 from service.daemon import Daemon
+from service.settings import MAX_WORKERS, Settings
 from service.signals import stop_on_signals
 from service.wiring import serve
+from service.workers.link import LinkFds, WorkerLink
+from service.workers.serve import serve_workers
 
 log = logging.getLogger("rollguard")
 PROG = "rollguard"
 
 
-def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve) -> int:
-    """0 after a stop signal; 2 (one line) if it cannot start; 1 if it stopped on an error."""
+def worker_count(arg: str | None, settings: Settings) -> int | str:
+    """The number of worker processes to run, or the one-line reason it cannot be run so."""
+    if arg is not None:
+        if not arg.isdigit() or not 1 <= int(arg) <= MAX_WORKERS:
+            return f"invalid --workers {arg!r}: must be a whole number >= 1 and <= {MAX_WORKERS}"
+        count, explicit = int(arg), True
+    else:
+        count, explicit = settings.workers, "workers" in settings.model_fields_set
+    if count > 1 and settings.segment_first_come:
+        # first-come segment values are admitted per process, so workers could map them differently
+        if explicit:
+            return (f"{count} workers need the segment values listed (ROLLGUARD_SEGMENT_VALUES): "
+                    "ROLLGUARD_SEGMENT_FIRST_COME=true admits them per process; set ROLLGUARD_WORKERS=1")
+        log.info("ROLLGUARD_SEGMENT_FIRST_COME=true: one worker (set ROLLGUARD_SEGMENT_VALUES to use every core)")
+        return 1
+    return count
+
+
+def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve,
+         serve_pool: Callable[..., int] = serve_workers) -> int:
+    """0 after a stop signal; 2 (one line) if it cannot start; 1 if it stopped on an error.
+
+    With more than one worker (``--workers``, ROLLGUARD_WORKERS) this process supervises that
+    many worker processes (service.workers) and its exit code sums up how they drained."""
     parser = argparse.ArgumentParser(prog="rollguard run", description="Consume captures and labels, publish metrics.")
     add_log_level(parser)
+    parser.add_argument("--workers", metavar="N",
+                        help="consumer processes in the group on this host (default: ROLLGUARD_WORKERS, one per core)")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor: this is worker I
+    parser.add_argument("--link", help=argparse.SUPPRESS)  # ... with these pipes to it (service.workers.link)
     args = parser.parse_args(argv)
+    if args.worker is not None:  # its lines are told apart from its siblings' in the shared log
+        logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT.replace(
+            "%(name)s:", f"%(name)s[worker {args.worker}]:"))
     configure_logging(args.log_level, quiet=("kafka", "apscheduler"))
     settings = load_or_exit()
+    count = 1 if args.worker is not None else worker_count(args.workers, settings)
+    if isinstance(count, str):
+        return fail(PROG, count)
     try:  # before Kafka is contacted, so a wrong path is the one line printed
         checkpoint.check_writable(settings.state_dir)
     except OSError as ex:
@@ -36,8 +72,17 @@ def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve) -> int
     stop = threading.Event()
     stop_on_signals(stop)
     running = threading.Event()  # set once topics are checked and the clients and store are built
+    worker: dict[str, Any] = {}
+    if args.worker is not None and args.link is not None:
+        link = WorkerLink(LinkFds.parse(args.link))
+        link.watch_parent(stop)  # a worker never outlives its supervisor
+        worker = {"listening": lambda addr: link.report(http=f"{addr[0]}:{addr[1]}"),
+                  "http_label": f"worker {args.worker} api"}
     try:
-        serve_daemon(settings, stop, started=lambda _daemon: running.set())
+        if count > 1:
+            return serve_pool(settings, stop, count=count, log_level=args.log_level,
+                              started=lambda _view: running.set())
+        serve_daemon(settings, stop, started=lambda _daemon: running.set(), **worker)
     except SystemExit as ex:  # one line: a refused start or a failed final checkpoint
         return exit_code(ex)
     except Exception as ex:

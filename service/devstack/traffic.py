@@ -1,5 +1,6 @@
-"""Synthetic traffic for the demo, tests and benchmarks: captures (production + shadow) and
-delayed labels with known outcomes, plus duplicates, corrections and bad records on request."""
+"""Synthetic traffic for `rollguard traffic` (docker-compose), tests and benchmarks: captures
+(production + shadow) and delayed labels with known outcomes, plus duplicates, corrections and
+bad records on request. The demo's story traffic is service/demo/traffic.py."""
 from __future__ import annotations
 
 import json

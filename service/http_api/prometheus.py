@@ -34,6 +34,8 @@ _JOIN_HELP: dict[str, str] = {
     "orphan_labels": "Labels whose capture never came within label_wait.",
     "evicted_captures": "Pending captures evicted by the max_pending bound.",
     "evicted_labels": "Pending labels evicted by the max_pending bound.",
+    "implicit_labels": "Captures counted as their endpoint's implicit label (ROLLGUARD_EXPIRY_LABELS).",
+    "implicit_corrections": "Implicit labels a real label then corrected.",
 }
 
 _DROP_KEYS = {
@@ -137,6 +139,7 @@ def families(status: Mapping[str, Any]) -> Iterator[Metric]:
     yield _counter("rollguard_checkpoint_failures", "Checkpoint writes that failed.", status.get("checkpoint_failures"))
     yield _gauge("rollguard_last_checkpoint_timestamp_seconds", "When the last checkpoint was written.",
                  _seconds(status.get("last_checkpoint_ms")))
+    yield from _state_families(status.get("state") or {})
     window = GaugeMetricFamily("rollguard_window_gauge",
                                "The sliding window's gauges (as published to CloudWatch) per endpoint, variant "
                                "and model version; absent below min_samples.",
@@ -160,6 +163,54 @@ def families(status: Mapping[str, Any]) -> Iterator[Metric]:
     yield _counter("rollguard_alarm_poll_failures", "DescribeAlarms polls that failed.", alarms.get("failures"))
     yield _gauge("rollguard_alarm_last_poll_timestamp_seconds", "When alarm states were last read.",
                  _seconds(alarms.get("checked_ms")))
+    if isinstance(status.get("workers"), list):
+        yield from _worker_families(status["workers"])
+
+
+def _worker_families(workers: list[Any]) -> Iterator[Metric]:
+    """`rollguard run --workers N`: the families above are the workers' sums; these are per worker."""
+    sections = [w for w in workers if isinstance(w, Mapping)]
+    yield _gauge("rollguard_workers", "Worker processes this supervisor runs.", len(sections))
+    families_by_worker = (
+        (CounterMetricFamily("rollguard_worker_restarts", "Times the supervisor restarted this worker after it "
+                             "exited.", labels=["worker"]), "restarts"),
+        (GaugeMetricFamily("rollguard_worker_up", "1 while this worker's process runs.", labels=["worker"]), "running"),
+        (GaugeMetricFamily("rollguard_worker_ready", "1 while this worker's /readyz says ready.", labels=["worker"]),
+         "ready"),
+        (CounterMetricFamily("rollguard_worker_records", "Records this worker's process consumed.", labels=["worker"]),
+         "records"),
+        (GaugeMetricFamily("rollguard_worker_partitions_owned", "Partitions (of each topic) this worker owns.",
+                           labels=["worker"]), "partitions"),
+    )
+    for family, key in families_by_worker:
+        for w in sections:
+            raw = w.get(key)
+            value = float(len(raw)) if isinstance(raw, list) else float(bool(raw)) if isinstance(raw, bool) \
+                else _num(raw) if raw is not None else (0.0 if key in ("running", "ready") else None)
+            if value is not None:
+                family.add_metric([str(w.get("worker"))], value)
+        yield family
+
+
+def _state_families(state: Mapping[str, Any]) -> Iterator[Metric]:
+    """Where the pending joins live (service/state/): restores in progress, shipping."""
+    restoring: Mapping[str, Any] = state.get("restoring") or {}
+    last: Mapping[str, Any] = state.get("last_restore") or {}
+    yield _gauge("rollguard_restoring_partitions", "Partitions being restored from the state location now.",
+                 len(restoring) if state else None)
+    yield _by(GaugeMetricFamily("rollguard_restore_bytes", "Bytes of each partition restoring now.",
+                                labels=["partition"]), {p: r.get("total_bytes") for p, r in restoring.items()})
+    yield _by(GaugeMetricFamily("rollguard_restore_done_bytes", "Bytes fetched and checked so far, per partition restoring.",
+                                labels=["partition"]), {p: r.get("done_bytes") for p, r in restoring.items()})
+    yield _gauge("rollguard_last_restore_bytes", "Size of the last partition restored by this process.", last.get("bytes"))
+    yield _gauge("rollguard_last_restore_seconds", "How long the last restore took.", last.get("seconds"))
+    yield _gauge("rollguard_state_shipped_bytes", "Store file bytes the owned partitions' stores uploaded since they opened.",
+                 state.get("shipped_bytes"))
+    yield _gauge("rollguard_state_front_entries", "Pending-join changes held in memory since the last checkpoint.",
+                 state.get("front_entries"))
+    yield _gauge("rollguard_state_last_commit_seconds",
+                 "The longest background checkpoint (write, ship, checkpoint file) of an owned partition, last tick.",
+                 state.get("last_commit_seconds"))
 
 
 class StatusCollector(Collector):

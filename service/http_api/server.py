@@ -351,6 +351,7 @@ def start_server(
     request_timeout_s: float = REQUEST_TIMEOUT_SECONDS,
     idle_timeout_s: float = IDLE_TIMEOUT_SECONDS,
     max_connections: int = MAX_CONNECTIONS,
+    label: str = "http",
 ) -> StatusServer:
     """Serve the API for ``daemon`` on ``addr`` (default ``daemon.settings.http_addr``) and return at once.
 
@@ -359,7 +360,8 @@ def start_server(
     CloudWatch client or a factory of one (default: ``service.aws.client("cloudwatch",
     daemon.settings)``). ``token`` (default: ``daemon.settings.http_bearer_token()``, if the
     settings have one) makes ``/v1/status`` and ``/metrics`` require it as a bearer token.
-    ``monotonic`` also times the request deadlines. Raises ``SystemExit`` with one line when
+    ``monotonic`` also times the request deadlines; ``label`` starts that log line (a worker's
+    API, which only its supervisor reads, logs another). Raises ``SystemExit`` with one line when
     the address cannot be bound, so ``rollguard run`` stops with a clear message instead of a
     traceback.
     """
@@ -399,7 +401,7 @@ def start_server(
     sample.start()
     poller.start()
     server = StatusServer(httpd, [serve, sample], poller, stop)
-    log.info("http listening on %s:%d", *server.address)
+    log.info("%s listening on %s:%d", label, *server.address)
     if token is not None:
         log.info("http: /v1/status and /metrics require the bearer token")
     elif not _is_loopback(server.address[0]):

@@ -66,6 +66,7 @@ class Stack:
             "ROLLGUARD_KAFKA_SESSION_TIMEOUT_MS": "8000",  # a killed daemon leaves the group sooner
             "ROLLGUARD_STATE_DIR": str(tmp / "state"),
             "ROLLGUARD_HTTP_ADDR": "127.0.0.1:0",
+            "ROLLGUARD_WORKERS": "1",  # the daemon in one process, unless a test asks for workers
             "PYTHONUNBUFFERED": "1",
         }
         self.log = tmp / "daemon.log"

@@ -59,8 +59,44 @@ def test_checkpoints_written_to_s3_restore_on_another_instance(s3_state: tuple[A
     first.process({TP("captures", 0): [capture(i, i) for i in range(3)]})
     first.tick()
     data = checkpoint.open_store(location, lambda: s3).load(NAME)
-    assert data is not None and data.startswith(b"RGCK3\n")
+    assert data is not None and data.startswith(b"RGCK4\n")
     second = daemon(checkpoint.open_store(location, lambda: s3))  # type: ignore[arg-type]
     slot = second.load_partition(0)
     assert slot.pipeline.snapshot() == first.slots[0].pipeline.snapshot()
     assert slot.pipeline.join.pending_captures == 3 and list(slot.unsent) == list(first.slots[0].unsent)
+
+
+def test_a_disk_store_ships_to_s3_incrementally_and_restores_on_another_instance(
+        s3_state: tuple[Any, str, str], tmp_path: Path) -> None:
+    from pipelines.clock import MockedClock
+    from service.daemon import Daemon
+    from service.settings import load_settings
+    from service.state.stores import DiskStores
+    from tests.unit.service.test_daemon import NOW, DeadLetters, FakeConsumer, FakePublisher
+
+    s3, bucket, location = s3_state
+
+    def instance(n: int) -> Daemon:
+        store = checkpoint.open_store(location, lambda: s3)
+        return Daemon(load_settings(), consumer=FakeConsumer(), dead_letters=DeadLetters(),  # type: ignore[arg-type]
+                      publisher=FakePublisher(), store=store, clock=MockedClock(NOW),
+                      state=DiskStores(store, tmp_path / f"local{n}", lambda p: f"rollguard.captures.labels.p{p}.ckpt", 8))
+
+    first = instance(0)
+    first.on_partitions_assigned([TP("captures", 0)])
+    first.process({TP("captures", 0): [capture(i, i) for i in range(300)]})
+    first.tick()
+    first._settle(wait=True)
+    first.process({TP("captures", 0): [capture(i, i) for i in range(300, 310)]})
+    first.tick()
+    first._settle(wait=True)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="shared/rollguard/")["Contents"]}
+    state = checkpoint.decode(checkpoint.open_store(location, lambda: s3).load(NAME) or b"", NAME)
+    assert {f"shared/rollguard/{f.object}" for f in state["store"].files} <= keys
+    assert sum("MANIFEST-" in k for k in keys) == 1  # the first snapshot's manifest is deleted
+    second = instance(1)
+    slot = second.load_partition(0)
+    assert slot.pipeline.join.pending_captures == 310 and slot.pipeline.offsets == {"captures": 310}
+    assert slot.pipeline.join.store.captures.get("ep", "id7") is not None  # type: ignore[attr-defined]
+    first.state.close()
+    second.state.close()

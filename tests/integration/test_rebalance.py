@@ -49,3 +49,52 @@ def test_partitions_move_between_instances_with_s3_checkpoints(
         for proc in (first, second):
             if proc is not None:
                 stack.stop(proc)
+
+
+def test_labels_find_captures_that_went_to_the_disk_store_and_moved_with_a_crashed_instance(
+    kafka_bootstrap: str, moto_endpoint: str, topic_names: Callable[[str], str], tmp_path: Path,
+) -> None:
+    """Issue 12: every capture is first committed from memory into the first instance's RocksDB
+    and shipped to S3; that instance is killed; the labels come afterwards and must find their
+    captures in the store the second instance restored."""
+    import json
+    import signal
+
+    from tests.integration.harness import http_get
+
+    bucket = topic_names("disk")
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    stack = Stack(kafka_bootstrap, moto_endpoint, topic_names, tmp_path, partitions=2)
+    stack.env["ROLLGUARD_STATE_DIR"] = f"s3://{bucket}/rollguard/"
+    stack.env["ROLLGUARD_STATE_STORE"] = "disk"
+    stack.env["ROLLGUARD_LOCAL_STATE_DIR"] = str(tmp_path / "local")
+    traffic = generate(600, int(time.time() * 1000) - 3_600_000, SPEC, seed=9)
+    caps = traffic.capture_records()
+    produce(stack.bootstrap, stack.captures, caps)
+    first = stack.start()
+    second = None
+    try:
+        dims = {"EndpointName": SPEC.endpoint, "VariantName": SPEC.production, "ModelVersion": VERSIONS[SPEC.production]}
+        invocations = as_dict(batch_counts(traffic.captures, []))[(SPEC.endpoint, SPEC.production, "Invocations")]
+
+        def all_in_the_store() -> bool:
+            status = json.loads(http_get(stack, "/v1/status")[1])
+            return status["pending_joins"]["captures"] > 0 and status["state"]["store"] == "disk" \
+                and status["state"]["front_entries"] == 0
+        wait_for(lambda: stack.sums("Invocations", dims) >= invocations, 90, "every capture counted")
+        wait_for(all_in_the_store, 30, "the pending captures committed from memory to the store")
+        second = stack.start()
+        wait_for(lambda: len(re.findall(r"assigned partitions", stack.log.read_text())) >= 3, 90,
+                 "a rebalance between the two instances")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        wait_for(lambda: stack.log.read_text().count("restored partition") >= 2, 90,
+                 "the second instance to restore both partitions")
+        produce(stack.bootstrap, stack.labels, traffic.label_records())
+        wait_for_counts(stack, second, as_dict(batch_counts(traffic.captures, traffic.labels)))
+        status = json.loads(http_get(stack, "/v1/status")[1])
+        assert status["state"]["last_restore"]["bytes"] > 0 and status["pending_joins"]["labels"] == 0
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                stack.stop(proc)

@@ -283,3 +283,83 @@ def test_any_interleaving_equals_batch_join(data: tuple[list[dict[str, Any]], li
         if i % 7 == 0:  # publish ticks in between must not change the totals
             r.datums += r.pipeline.tick(r.now)
     assert r.totals() == as_dict(batch_counts(ordered_caps, labels))
+
+
+# -- implicit labels (ROLLGUARD_EXPIRY_LABELS): no dispute within the window means class 0 --
+
+def _implicit_run(after_ms: int | None, comparisons: bool = False) -> Run:
+    from pipelines.join import ImplicitLabel
+
+    policy = JoinPolicy(label_ttl_ms=100_000, expiry_labels={"ep": ImplicitLabel(0, after_ms)})
+    r = Run(policy)
+    if comparisons:
+        from pipelines.comparison.config import Arm, Comparison, MetricSpec
+
+        c = Comparison("c", "ep", Arm(variant="prod"), Arm(variant="shadow"), (MetricSpec("recall", 0.02),
+                       MetricSpec("precision", 0.02)))
+        r.pipeline = PartitionPipeline(0, PipelineConfig(join=policy, comparisons=(c,)))
+    return r
+
+
+def test_an_implicit_label_at_label_ttl_counts_the_class_instead_of_expired() -> None:
+    r = _implicit_run(None)
+    r.cap(capture("a", pred=1))
+    r.cap(capture("b", pred=0))
+    r.cap(capture("c", pred=1))
+    r.lab(label("c", 1))
+    r.now += 101_000
+    t = r.totals()
+    assert t[("ep", "prod", "FalsePositives")] == 1 and t[("ep", "prod", "TrueNegatives")] == 1
+    assert t[("ep", "prod", "Labeled")] == 3 and r.endpoint_totals("Expired") == 0
+    stamps = {d.timestamp_ms for d in r.datums if d.name == "FalsePositives"}
+    assert stamps == {r.now // 60_000 * 60_000}  # stamped at expiry time
+    assert r.pipeline.join.stats.implicit_labels == 2 and r.pipeline.join.pending_captures == 0
+
+
+def test_a_real_label_corrects_a_delayed_implicit_one_until_label_ttl() -> None:
+    r = _implicit_run(30_000)
+    r.cap(capture("a", pred=1))
+    r.cap(capture("b", pred=1))
+    r.cap(capture("d", pred=1))
+    r.now += 31_000
+    first = r.totals()
+    assert first[("ep", "prod", "FalsePositives")] == 3 and first[("ep", "prod", "Labeled")] == 3
+    r.cap(capture("a", "shadow", pred=0, shadow=True))  # a late shadow capture gets the implicit label too
+    assert r.totals()[("ep", "shadow", "TrueNegatives")] == 1
+    r.lab(label("a", 1, ts=T0))  # the dispute: older than the implicit stamp, and still it wins
+    r.lab(label("b", 0, ts=T0))  # a real negative confirms: nothing moves
+    t = r.totals()
+    assert t[("ep", "prod", "TruePositives")] == 1 and t[("ep", "prod", "FalsePositives")] == 2
+    assert t[("ep", "shadow", "FalseNegatives")] == 1 and ("ep", "shadow", "TrueNegatives") not in t
+    assert t[("ep", "prod", "Labeled")] == 3
+    stats = r.pipeline.join.stats
+    assert (stats.implicit_labels, stats.implicit_corrections, stats.stale_labels) == (3, 1, 0)
+    r.lab(label("a", 0, ts=T0 - 1))  # now a real label holds: an older one is stale again
+    assert r.pipeline.join.stats.stale_labels == 1
+    r.now += 70_000
+    r.totals()
+    assert r.endpoint_totals("Expired") == 0 and r.pipeline.join.pending_captures == 0
+
+
+def test_implicit_labels_move_the_comparison_counts_and_survive_a_checkpoint() -> None:
+    from service import checkpoint_format
+
+    with_implicit, real_only = _implicit_run(30_000, comparisons=True), _implicit_run(None, comparisons=True)
+    for r in (with_implicit, real_only):
+        for i in range(20):
+            r.cap(capture(f"i{i}", pred=i % 2))
+            r.cap(capture(f"i{i}", "shadow", pred=(i // 2) % 2, shadow=True))
+    with_implicit.now += 31_000
+    with_implicit.totals()
+    assert with_implicit.pipeline.join.stats.implicit_labels == 20
+    snap = checkpoint_format.decode(checkpoint_format.encode({"pipeline": with_implicit.pipeline.snapshot(), "unsent": {}}), "x")
+    with_implicit.pipeline = PartitionPipeline.restore(snap["pipeline"], with_implicit.pipeline.config)
+    assert with_implicit.pipeline.join.implicit_upto == {"ep": (NOW + 31_000 - 30_000) // 1000}
+    for r in (with_implicit, real_only):
+        for i in range(0, 20, 3):
+            r.lab(label(f"i{i}", 1))  # disputes: every other id stays implicitly 0 (or unlabelled)
+    for i in range(20):
+        if i % 3:
+            real_only.lab(label(f"i{i}", 0))
+    assert with_implicit.totals() == real_only.totals()
+    assert with_implicit.pipeline.comparison_tallies()["c"].to_plain() == real_only.pipeline.comparison_tallies()["c"].to_plain()

@@ -73,7 +73,7 @@ def real_state() -> dict[str, Any]:
     return {"pipeline": p.snapshot(), "unsent": unsent_of(p)}
 
 
-def reseal(doc: Any, *, compression: str = "zlib", version: int = 3, header: bytes | None = None) -> bytes:
+def reseal(doc: Any, *, compression: str = "zlib", version: int = 4, header: bytes | None = None) -> bytes:
     """A well-formed file around any body: what someone with write access to the store could make."""
     body = json.dumps(doc).encode() if not isinstance(doc, bytes) else doc
     if compression == "zlib":
@@ -84,7 +84,7 @@ def reseal(doc: Any, *, compression: str = "zlib", version: int = 3, header: byt
 
 
 def body_of(data: bytes) -> Any:
-    envelope, _, body = data[len(b"RGCK3\n"):].partition(b"\n")
+    envelope, _, body = data[len(b"RGCK4\n"):].partition(b"\n")
     raw = zlib.decompress(body) if json.loads(envelope)["compression"] == "zlib" else body
     return json.loads(raw)
 
@@ -116,7 +116,7 @@ def test_open_store_picks_s3_or_directory(tmp_path: Path) -> None:
 def test_real_pipeline_state_round_trips_exactly() -> None:
     state = real_state()
     data = encode(state)
-    assert data.startswith(b"RGCK3\n{")
+    assert data.startswith(b"RGCK4\n{")
     back = decode(data, "p3.ckpt")
     assert back == state
     join, join_back = state["pipeline"]["join"], back["pipeline"]["join"]
@@ -253,10 +253,10 @@ def test_old_pickle_checkpoint_message_says_what_to_do() -> None:
 def test_unknown_versions_are_refused() -> None:
     body = body_of(encode(real_state()))
     with pytest.raises(ValueError, match=r"^checkpoint 'g.p0.ckpt': unsupported checkpoint version 7 "
-                                         r"\(this rollguard reads versions 2 and 3\)$"):
+                                         r"\(this rollguard reads versions 2, 3 and 4\)$"):
         decode(reseal(body, version=7, header=b"RGCK7\n"), "g.p0.ckpt")
-    with pytest.raises(ValueError, match="envelope version 2 differs from the header's 3"):
-        decode(reseal(body, version=2, header=b"RGCK3\n"), "g.p0.ckpt")
+    with pytest.raises(ValueError, match="envelope version 2 differs from the header's 4"):
+        decode(reseal(body, version=2, header=b"RGCK4\n"), "g.p0.ckpt")
 
 
 @pytest.mark.parametrize("data, message", [
@@ -313,9 +313,9 @@ def _edit(path: str, value: Any) -> Any:
     ("pipeline.offsets.captures", True, "expected an integer >= 0, got bool"),
     ("pipeline.partition", -1, "pipeline.partition: expected an integer >= 0, got -1"),
     ("pipeline.join.captures.0.entries.1", 1.5, "pipeline.join.captures[0].entries[1]: expected an integer"),
-    ("pipeline.join.captures.0.entries.1", -1, "entries[1]: expected an integer of 0..149 bits"),
-    ("pipeline.join.captures.0.entries.1", 1 << 149, "entries[1]: expected an integer of 0..149 bits"),
-    ("pipeline.join.captures.0.entries.0", [5], "entries[0]: expected an integer of 0..149 bits or an array of 2 or more"),
+    ("pipeline.join.captures.0.entries.1", -1, "entries[1]: expected an integer of 0..150 bits"),
+    ("pipeline.join.captures.0.entries.1", 1 << 150, "entries[1]: expected an integer of 0..150 bits"),
+    ("pipeline.join.captures.0.entries.0", [5], "entries[0]: expected an integer of 0..150 bits or an array of 2 or more"),
     ("pipeline.join.captures.0.entries.0", [5, "6"], "entries[0]"),
     ("pipeline.join.labels.0.entries.0", [5, 6], "pipeline.join.labels[0].entries[0]: expected an integer of 0..80 bits"),
     ("pipeline.join.captures.0.ids.0", "7f3a9c1e0b2d4e5f8a6b1c2d3e4f5a6b", 'ids[0]: expected an inference id "s:<id>"'),
@@ -360,8 +360,8 @@ def test_wrong_types_and_shapes_are_refused(path: str, value: Any, message: str)
 
 @pytest.mark.parametrize("body, message", [
     (b"[]", "invalid (body: expected an object, got list)"),
-    (b'{"pipeline": {}, "unsent": [], "more": 1}', "invalid (body: unexpected field 'more')"),
-    (b'{"pipeline": {}, "unsent": []}', "invalid (pipeline: missing 'aggregator', 'bad_records', 'comparisons', 'join', 'offsets' "
+    (b'{"pipeline": {}, "unsent": [], "store": null, "more": 1}', "invalid (body: unexpected field 'more')"),
+    (b'{"pipeline": {}, "unsent": [], "store": null}', "invalid (pipeline: missing 'aggregator', 'bad_records', 'comparisons', 'join', 'offsets' "
                                        "and 3 more)"),
     (b'{"pipeline": NaN, "unsent": []}', "corrupt (body: ValueError: NaN is not a number this format allows"),
     (b"[" * 100_000 + b"]" * 100_000, "corrupt (body: RecursionError"),
@@ -400,9 +400,11 @@ def test_daemon_refuses_a_pickle_checkpoint_and_runs_nothing(tmp_path: Path) -> 
 def test_a_version_2_file_without_comparisons_is_still_read() -> None:
     state = real_state()
     doc = body_of(encode(state))
-    del doc["pipeline"]["comparisons"]
+    del doc["pipeline"]["comparisons"], doc["store"], doc["pipeline"]["join"]["implicit"]
+    for name in ("implicit_labels", "implicit_corrections"):
+        del doc["pipeline"]["join"]["stats"][name]
     back = decode(reseal(doc, version=2), "p3.ckpt")
     assert back["pipeline"]["comparisons"] == {}
     assert back["pipeline"]["join"] == decode(encode(state), "p3.ckpt")["pipeline"]["join"]
-    with pytest.raises(ValueError, match="unexpected field 'comparisons'"):
+    with pytest.raises(ValueError, match="unexpected field 'store'"):
         decode(reseal(body_of(encode(state)), version=2), "p3.ckpt")

@@ -16,6 +16,7 @@ from service.commands import run
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("ROLLGUARD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ROLLGUARD_WORKERS", "1")  # the daemon in this process (tests/unit/service/test_workers.py: more)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     yield
     for sig, handler in handlers.items():  # main() installs its own
