@@ -35,12 +35,13 @@ from pathlib import Path
 from statistics import NormalDist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import verdict_sim  # noqa: E402  (bench/verdict_sim.py: the same reference comparison)
 
 from pipelines.verdict import (  # noqa: E402
-    ComparisonConfig,
     Counts,
     Key,
-    MetricRule,
     PairedCounts,
     Segment,
     UnpairedCounts,
@@ -49,18 +50,8 @@ from pipelines.verdict import (  # noqa: E402
     unpaired_p_values,
 )
 
-# --- the reference comparison (SPEC.md "Comparisons and verdicts", examples/alarms.yaml) --------
-REFERENCE = ComparisonConfig(
-    metrics=(
-        MetricRule.named("recall", 0.02),
-        MetricRule.named("precision", 0.02),
-        MetricRule.named("error_rate", 0.005),
-        MetricRule.named("latency_over", 0.005),
-    ),
-    segments=("merchant_category",),
-    min_samples=30,
-    alpha=0.01,
-)
+# --- the reference comparison (SPEC.md "Comparisons and verdicts"): the simulator's ---------------
+REFERENCE = verdict_sim.CONFIG
 N_SEGMENTS = 50
 RECALL = 0.80  # baseline recall
 RECALL_TOLERANCE = 0.02

@@ -122,11 +122,7 @@ class AlarmSpec(_Tuning):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _ALARM_SHORT_RE.match(v):
-            raise ValueError(
-                f"alarm name must match [A-Za-z0-9][A-Za-z0-9_-]{{0,63}} (letters, digits, _ and -); got {v!r}"
-            )
-        return v
+        return _short_name(v, "alarm")
 
     @field_validator("comparison", mode="before")
     @classmethod
@@ -415,11 +411,7 @@ class ComparisonSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _ALARM_SHORT_RE.match(v):
-            raise ValueError(
-                f"comparison name must match [A-Za-z0-9][A-Za-z0-9_-]{{0,63}} (letters, digits, _ and -); got {v!r}"
-            )
-        return v
+        return _short_name(v, "comparison")
 
     @field_validator("endpoint")
     @classmethod
@@ -552,6 +544,13 @@ def _fails_safe(alarm: Mapping[str, Any]) -> bool:
     """AlarmSpec.fails_safe of an alarm mapping not validated yet (True only for a real True)."""
     fail_safe = alarm.get("fail_safe")
     return (alarm.get("guardrail", True) if fail_safe is None else fail_safe) is True
+
+
+def _short_name(v: str, what: str) -> str:
+    """An alarm's or comparison's name: part of the CloudWatch alarm names made from it."""
+    if not _ALARM_SHORT_RE.match(v):
+        raise ValueError(f"{what} name must match [A-Za-z0-9][A-Za-z0-9_-]{{0,63}} (letters, digits, _ and -); got {v!r}")
+    return v
 
 
 def _sagemaker_name(v: str, what: str) -> str:
