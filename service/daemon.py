@@ -600,9 +600,9 @@ class Daemon:
             return None
         try:
             self.store.save(self._checkpoint_name(partition), checkpoint.encode(state))
-            if self.comparisons:  # after the checkpoint: never ahead of the state it restores
-                self.store.save(verdicts.object_name(self._verdict_prefix, partition),
-                                verdicts.encode(partition, slot.pipeline.offsets, slot.pipeline.comparison_tallies()))
+            counts = self._comparison_counts(partition, slot)
+            if counts is not None:  # after the checkpoint: never ahead of the state it restores
+                self.store.save(*counts)
         except Exception as ex:  # keep running: the state is in memory and the next tick retries
             self.stats.checkpoint_failures += 1
             self._hold(f"checkpoint of partition {partition}: {type(ex).__name__}: {ex}".splitlines()[0])
@@ -610,18 +610,24 @@ class Daemon:
         self._checkpointed(partition, slot, set(slot.unsent))
         return True
 
+    def _comparison_counts(self, partition: int, slot: Slot) -> tuple[str, bytes] | None:
+        """(name, bytes) of the partition's comparison-counts object, taken with its checkpoint."""
+        if not self.comparisons:
+            return None
+        data = verdicts.encode(partition, slot.pipeline.offsets, slot.pipeline.comparison_tallies())
+        return verdicts.object_name(self._verdict_prefix, partition), data
+
     def _start_commit(self, partition: int, slot: Slot, state: dict[str, Any]) -> None:
         """The disk store writes the tick's changes and ships them in the background; the
         checkpoint file (small state, offsets, unsent datums, the files) is written after them."""
         prepared = checkpoint.prepare(state)  # now, on this thread: the pipeline moves on
-        verdict = verdicts.encode(partition, slot.pipeline.offsets, slot.pipeline.comparison_tallies()) \
-            if self.comparisons else None
+        counts = self._comparison_counts(partition, slot)
         name = self._checkpoint_name(partition)
 
         def finish(section: Any) -> None:
             self.store.save(name, checkpoint.seal(prepared, section))
-            if verdict is not None:  # after the checkpoint: never ahead of the state it restores
-                self.store.save(verdicts.object_name(self._verdict_prefix, partition), verdict)
+            if counts is not None:  # after the checkpoint: never ahead of the state it restores
+                self.store.save(*counts)
 
         job = slot.pipeline.join.store.commit(finish)  # type: ignore[attr-defined]
         slot.commit = Commit(job, list(slot.held), dict(slot.pipeline.offsets), set(slot.unsent))
