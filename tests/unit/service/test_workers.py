@@ -108,6 +108,7 @@ def test_a_worker_that_ran_long_enough_restarts_from_the_first_delay() -> None:
     spawn, clock = FakeSpawn(), Clock()
     sup = Supervisor(1, spawn=spawn, monotonic=clock, policy=RestartPolicy(initial_s=1, healthy_after_s=60))
     sup.start()
+    wait_until(lambda: sup.workers[0].address is not None)  # it reported its API: it started, then crashed
     sup.workers[0].consecutive_crashes = 4
     spawn.of(1)[0].code = 1
     clock.t += 61
