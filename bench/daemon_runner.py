@@ -111,11 +111,13 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
         time.sleep(interval_s)
 
 
-def consumption(daemons: list[Daemon], total: int, timeout_s: float, interval_s: float = 0.2) -> tuple[float, float]:
-    """(start, end) monotonic times of consuming ``total`` records across ``daemons``: the last
-    poll that saw none consumed yet, and the first that saw all of them."""
-    start = time.monotonic()
-    deadline = start + timeout_s
+def consumption(daemons: list[Daemon], total: int, timeout_s: float, interval_s: float = 0.2) -> tuple[float, float, int]:
+    """(start, end, counted at start) of consuming ``total`` records across ``daemons``: the first
+    poll that saw some consumed, with how many it saw, and the first poll that saw all of them.
+    The rate is (total - counted at start) / (end - start): what a process did before its status
+    could be read (a supervisor's workers start consuming before the parent reads them) is left out."""
+    deadline = time.monotonic() + timeout_s
+    start, counted = 0.0, 0
     while True:
         now = time.monotonic()
         seen = 0
@@ -125,10 +127,10 @@ def consumption(daemons: list[Daemon], total: int, timeout_s: float, interval_s:
                 seen += int(d.status().get("records") or 0)
             except (OSError, RuntimeError, ValueError):  # its API is not up yet
                 pass
-        if seen == 0:
-            start = now
+        if seen and not start:
+            start, counted = now, seen
         if seen >= total:
-            return start, now
+            return start, now, counted
         if now > deadline:
             raise RuntimeError(f"consumed {seen:,} of {total:,} records in {timeout_s:.0f} s")
         time.sleep(interval_s)

@@ -7,15 +7,19 @@ measured in the same run (issue 12's targets). Prints one table per target.
    ingestion, zstd); each size then takes 100 k captures and 100 k labels through the join.
    Baseline: the memory store's RSS per pending capture at 1 M, times the size.
 2. Throughput of the core pipeline (parse, join, count; no Kafka) on the same records with the
-   disk store at 30 M pending vs the memory store. Checkpoints every 100 k records included.
-3. Tick cost at 20,000 events/s (a 60 s tick: 1.2 M events) at 1 M and 30 M pending: the time
-   the loop is blocked and the background write + ship. Baseline: today's whole-state RGCK
-   checkpoint of the memory store at 1 M pending.
+   disk store at 30 M pending vs the memory store, on two record sets, each run memory, disk,
+   memory (the machine is shared: the spread is part of the figure). Checkpoints every ~70 k
+   records included.
+3. Tick cost at 20,000 events/s (a 60 s tick: 1.2 M events) at 1 M and 30 M pending: what the
+   loop loses to the checkpoint (the hand-off, plus how much slower it processes events while the
+   background write, flush and ship run) and the whole checkpoint's time. Baseline: today's
+   whole-state RGCK checkpoint of the memory store at 1 M pending.
 4. Restore of a 10 M-pending partition on another instance from a state location that copies
    (a shared filesystem; S3 adds its transfer time). Baseline: decoding the whole-state
    checkpoint at 1 M, times 10.
 
 Usage: python3 bench/state.py [--quick] [--dir DIR]   (--quick: tiny sizes, seconds)
+While iterating: --sizes 1e6,1e7,3e7 --targets 2,3; A/B knobs --stream-keys N, --write-buffer-mb N.
 """
 from __future__ import annotations
 
@@ -70,10 +74,15 @@ class NullSink:
         pass
 
 
+OVERRIDES: dict[str, int] = {}  # --stream-keys, --write-buffer-mb
+
+
 def _ingest_behind_options(cache: Any) -> Any:
     """The daemon's options, plus a bottom level reserved for bulk files: they go in below what
     the measurements write, as a long-running store's data would be, without recompacting it."""
     opts = db_options(cache)
+    if "write_buffer" in OVERRIDES:
+        opts.set_write_buffer_size(OVERRIDES["write_buffer"])
     opts.set_allow_ingest_behind(True)
     opts.set_level_compaction_dynamic_level_bytes(False)  # so compaction never writes the reserved level
     return opts
@@ -102,6 +111,8 @@ class Loaded:
         for s in SERIES + SHADOW:
             self.join.registry.intern(s)
         self.store = self.join.store
+        if "stream_keys" in OVERRIDES:
+            self.store.stream_keys = OVERRIDES["stream_keys"]  # type: ignore[attr-defined]
         self.ep = self.store.endpoint_id(EP, create=True)  # type: ignore[attr-defined]
         self.n = 0
         self.chunks = 0
@@ -163,25 +174,51 @@ def db_options_zstd() -> Any:
     return opts
 
 
-def commit(join: J.JoinState, location: Any, name: str = "bench.c.l.p0.ckpt") -> tuple[float, float, StoreSection]:
-    """(seconds the loop is blocked, seconds in the background, section): a daemon tick's checkpoint.
-
-    Blocked counts the hand-off and every moment the loop could not run while the background
-    thread held the GIL (rocksdict holds it while it writes a batch): this thread spins and adds
-    up the gaps longer than 2 ms between its turns."""
+def commit(join: J.JoinState, location: Any, name: str = "bench.c.l.p0.ckpt") -> tuple[float, StoreSection]:
+    """(seconds until written, section): a daemon tick's checkpoint, waited for."""
     pipeline_state = {"pipeline": _pipeline_of(join).snapshot(), "unsent": {}}
     t = time.perf_counter()
     prepared = checkpoint.prepare(pipeline_state)
     job = join.store.commit(lambda section: location.save(name, checkpoint.seal(prepared, section)))  # type: ignore[attr-defined]
-    blocked = last = time.perf_counter()
-    blocked -= t
-    while not job.done():
-        now = time.perf_counter()
-        if now - last > 0.002:
-            blocked += now - last
-        last = now
     section = job.result()
-    return blocked, time.perf_counter() - t, section
+    return time.perf_counter() - t, section
+
+
+def tick_commit(join: J.JoinState, location: Any, sample: list[bytes],
+                name: str = "bench.c.l.p0.ckpt") -> tuple[float, float, float, float]:
+    """(hand-off s, loop work lost s, whole commit s, its background job s) of a daemon tick's
+    checkpoint while the loop goes on with events, as the daemon does.
+
+    The hand-off is what `commit` blocks for (the small state, the wait for a write in flight).
+    While the commit runs, the loop processes events in slices; the same number of events is then
+    processed again with no commit running, and the difference in time is what the loop lost to
+    the commit (the GIL, the second core shared with RocksDB's threads, the page cache)."""
+    pipeline_state = {"pipeline": _pipeline_of(join).snapshot(), "unsent": {}}
+    store: Any = join.store
+    shipped = store.shipper.shipped_bytes
+    t = time.perf_counter()
+    prepared = checkpoint.prepare(pipeline_state)
+    job = store.commit(lambda section: location.save(name, checkpoint.seal(prepared, section)))
+    written: list[float] = []
+    job.add_done_callback(lambda _: written.append(time.perf_counter()))
+    handoff = time.perf_counter() - t
+    events, slice_n, seed = 0, 600, 0
+    t_loop = time.perf_counter()
+    while not job.done():
+        seed += 1
+        tick_events(join, sample, slice_n, seed)
+        events += slice_n
+    during = time.perf_counter() - t_loop
+    job.result()
+    whole = written[0] - t
+    store.settle()
+    t_ref = time.perf_counter()
+    for i in range(events // slice_n):
+        tick_events(join, sample, slice_n, 10_000 + i)
+    reference = time.perf_counter() - t_ref
+    print(f"   ... {events:,} events while the commit ran: {during:.2f} s, again with none running: {reference:.2f} s;"
+          f" it shipped {(store.shipper.shipped_bytes - shipped) / 1e6:,.0f} MB", flush=True)
+    return handoff, during - reference, whole, store.last_commit_s
 
 
 def _pipeline_of(join: J.JoinState) -> PartitionPipeline:
@@ -231,9 +268,9 @@ def memory_baseline(n: int) -> tuple[float, float, float, J.JoinState]:
     return per, insert, lookup, join
 
 
-def tick_events(join: J.JoinState, sample: list[bytes], events: int) -> None:
+def tick_events(join: J.JoinState, sample: list[bytes], events: int, seed: int = 0) -> None:
     """`events` as at 20,000 events/s: production + shadow capture of new ids, a label of an old one."""
-    sink, now, rng = NullSink(), NOW, random.Random(events)
+    sink, now, rng = NullSink(), NOW, random.Random(events * 1_000_003 + seed)
     for i in range(events // 3):
         iid = str(uuid.UUID(int=rng.getrandbits(128)))
         join.add_capture(Capture(iid, EP, "v5", now, "fraud-v5", prediction=i & 1), SERIES[i % 50], now, sink)
@@ -290,20 +327,36 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, not the figures")
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    ap.add_argument("--sizes", default=None, help="while iterating: pending sizes to grow to, e.g. 1e6,1e7 "
+                    "(ticks at the first and third, restore at the second, throughput at the third, or the last)")
+    ap.add_argument("--targets", default="1,2,3,4", help="while iterating: which targets to measure, e.g. 2,3")
+    ap.add_argument("--stream-keys", type=int, default=None, help="A/B: the store's hand-off size (0: never during a tick)")
+    ap.add_argument("--write-buffer-mb", type=int, default=None, help="A/B: RocksDB's write buffer size")
     args = ap.parse_args()
+    if args.write_buffer_mb:
+        OVERRIDES["write_buffer"] = args.write_buffer_mb << 20
+    if args.stream_keys is not None:
+        OVERRIDES["stream_keys"] = args.stream_keys or 1 << 62
     q = args.quick
     sizes = [20_000, 50_000, 100_000, 200_000] if q else [1_000_000, 10_000_000, 30_000_000, 100_000_000]
+    if args.sizes:
+        sizes = [int(float(x)) for x in args.sizes.split(",")]
+    targets = {int(x) for x in args.targets.split(",")}
     sample_n = 5_000 if q else 100_000  # inferences for the rates and the throughput records
     tick_n = 30_000 if q else 1_200_000
     work = Path(tempfile.mkdtemp(prefix="rollguard-bench-", dir=args.dir))
     try:
-        run(q, sizes, sample_n, tick_n, work)
+        run(q, sizes, sample_n, tick_n, work, targets)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path) -> None:
-    print(f"bench/state.py{' --quick' if q else ''}: {os.cpu_count()} cores; figures are noisy on a shared machine")
+def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targets: set[int]) -> None:
+    print(f"bench/state.py{' --quick' if q else ''} {' '.join(sys.argv[1:])} ({time.strftime('%Y-%m-%d %H:%M')}, sizes "
+          f"{','.join(f'{n:,}' for n in sizes)}, targets {sorted(targets)}): {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}; figures are noisy on a shared machine")
+    tick_at = {sizes[0], sizes[min(2, len(sizes) - 1)]}
+    restore_at, throughput_at = sizes[min(1, len(sizes) - 1)], sizes[min(2, len(sizes) - 1)]
     base_n = sizes[0]
     t = time.perf_counter()
     mem_per, mem_insert, mem_lookup, mem_join = memory_baseline(base_n)
@@ -325,9 +378,14 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path) -> No
     rocks.db_options = _ingest_behind_options  # type: ignore[assignment]
     loaded = Loaded(work)
     rocks.db_options = db_options  # type: ignore[assignment]
-    rows, ticks, extra = [], [], {}
-    traffic = generate(sample_n, NOW - 3_600_000, TrafficSpec(duplicate_rate=0.01, correction_rate=0.02), seed=4)
-    records = [("captures", r) for _, r in traffic.capture_records()] + [("labels", r) for _, r in traffic.label_records()]
+    rows, ticks = [], []
+    extra: dict[str, Any] = {}
+    record_sets = []
+    for seed in (4, 5):  # two sets, so the disk store never sees the same records twice
+        traffic = generate(sample_n, NOW - 3_600_000, TrafficSpec(duplicate_rate=0.01, correction_rate=0.02), seed=seed)
+        record_sets.append([("captures", r) for _, r in traffic.capture_records()]
+                           + [("labels", r) for _, r in traffic.label_records()])
+    records = record_sets[0]
     every = max(1000, len(records) // 4)
     for size in sizes:
         load_s = loaded.grow(size, chunk=min(1_000_000, sizes[0]))
@@ -338,16 +396,25 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path) -> No
         rows.append((size, rss(), du(loaded.store.path), insert, lookup, load_s))  # type: ignore[attr-defined]
         print(f"   ... {size:,} pending: RSS {rows[-1][1] / 1e6:,.0f} MB, disk {rows[-1][2] / size:.1f} B/capture, "
               f"{insert:,.0f} captures/s, {lookup:,.0f} labels/s, loaded in {load_s:.0f} s", flush=True)
-        if size in (sizes[0], sizes[2]):
+        if 3 in targets and size in tick_at:
+            t = time.perf_counter()
             tick_events(loaded.join, loaded.sample, tick_n)
-            blocked, background, _ = commit(loaded.join, loaded.location)
-            ticks.append((size, blocked, background))
-        if size == sizes[1]:
+            tick_s = time.perf_counter() - t
+            handoff, lost, whole, job_s = tick_commit(loaded.join, loaded.location, loaded.sample)
+            ticks.append((size, tick_s, handoff, lost, whole, job_s))
+            print(f"   ... tick at {size:,}: {tick_n / tick_s:,.0f} events/s, hand-off {handoff:.3f} s, "
+                  f"loop lost {lost:.3f} s, commit {whole:.2f} s", flush=True)
+        if 4 in targets and size == restore_at:
             extra["restore"] = restore_test(loaded, work)
-        if size == sizes[2]:
-            mem_tp = throughput(records, None, LocalDirStore(work / "mem"), every)
-            disk_tp = throughput(records, loaded.join, loaded.location, every)
-            extra["throughput"] = (mem_tp, disk_tp)
+        if 2 in targets and size == throughput_at:
+            pairs = []
+            for recs in record_sets:  # interleaved: memory, disk, memory on each set
+                mem_a = throughput(recs, None, LocalDirStore(work / "mem"), every)
+                disk = throughput(recs, loaded.join, loaded.location, every)
+                mem_b = throughput(recs, None, LocalDirStore(work / "mem"), every)
+                pairs.append((mem_a, disk, mem_b))
+                print(f"   ... throughput: memory {mem_a:,.0f}, disk {disk:,.0f}, memory {mem_b:,.0f} records/s", flush=True)
+            extra["throughput"] = pairs
 
     print("\n1. pending captures in the disk store (one process; RSS of the whole process)")
     print(f"{'pending':>12} {'RSS MB':>8} {'memory store MB':>16} {'disk MB':>8} {'disk B/capture':>15} "
@@ -357,21 +424,30 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path) -> No
               f"{ins:>11,.0f} {look:>9,.0f} {load_s:>12.0f}")
     print(f"   (memory store column: the baseline's {mem_per:.0f} B per capture times the size;"
           f" its rates at {base_n:,}: {mem_insert:,.0f} captures/s, {mem_lookup:,.0f} labels/s)")
-    mem_tp, disk_tp = extra["throughput"]
-    print(f"\n2. core pipeline on the same {len(records):,} records, a checkpoint every {every:,}")
-    print(f"   memory store (empty):                  {mem_tp:>9,.0f} records/s")
-    print(f"   disk store at {sizes[2]:>11,} pending:   {disk_tp:>9,.0f} records/s ({disk_tp / mem_tp:.0%} of memory)")
-    print(f"\n3. tick checkpoint after {tick_n:,} events (20,000 events/s for {tick_n / 20_000:.0f} s)")
-    for size, blocked, background in ticks:
-        print(f"   {size:>11,} pending: loop blocked {blocked:6.3f} s (hand-off and GIL), whole checkpoint "
-              f"(write, flush, ship, file) {background:6.2f} s in the background")
-    print(f"   baseline: whole-state checkpoint at {base_n:,}: {full_ckpt:.2f} s "
-          f"(x{sizes[2] // base_n} for {sizes[2]:,}: ~{full_ckpt * sizes[2] / base_n:.0f} s)")
-    took, size_b, lookups = extra["restore"]
-    print(f"\n4. restore of {sizes[1]:,} pending on another instance (a copying state location)")
-    print(f"   {took:.1f} s for {size_b / 1e6:,.0f} MB ({size_b / 1e6 / took:,.0f} MB/s), then {lookups:,.0f} lookups/s")
-    print(f"   baseline: whole-state checkpoint read at {base_n:,}: {full_decode:.2f} s "
-          f"(x{sizes[1] // base_n}: ~{full_decode * sizes[1] / base_n:.0f} s)")
+    if "throughput" in extra:
+        pairs = extra["throughput"]
+        ratios = [disk / mem for mem_a, disk, mem_b in pairs for mem in (mem_a, mem_b)]
+        print(f"\n2. core pipeline on two sets of {len(records):,} records each, a checkpoint every {every:,}; "
+              f"memory, disk, memory on each set")
+        for i, (mem_a, disk, mem_b) in enumerate(pairs):
+            print(f"   set {i + 1}: memory store (empty) {mem_a:>9,.0f} and {mem_b:,.0f} records/s; "
+                  f"disk store at {throughput_at:,} pending {disk:>9,.0f} records/s")
+        print(f"   disk / memory: {min(ratios):.0%}-{max(ratios):.0%}")
+    if ticks:
+        print(f"\n3. tick checkpoint after {tick_n:,} events (20,000 events/s for {tick_n / 20_000:.0f} s),"
+              f" the loop going on with events meanwhile")
+        for size, tick_s, handoff, lost, whole, job_s in ticks:
+            print(f"   {size:>11,} pending: loop blocked {handoff + lost:6.3f} s (hand-off {handoff:.3f} s + work lost "
+                  f"{lost:.3f} s); whole checkpoint (remainder write, flush, ship, file) {whole:5.2f} s "
+                  f"(its job {job_s:.2f} s); the tick's events at {tick_n / tick_s:,.0f}/s")
+        print(f"   baseline: whole-state checkpoint at {base_n:,}: {full_ckpt:.2f} s "
+              f"(x{throughput_at // base_n} for {throughput_at:,}: ~{full_ckpt * throughput_at / base_n:.0f} s)")
+    if "restore" in extra:
+        took, size_b, lookups = extra["restore"]
+        print(f"\n4. restore of {restore_at:,} pending on another instance (a copying state location)")
+        print(f"   {took:.1f} s for {size_b / 1e6:,.0f} MB ({size_b / 1e6 / took:,.0f} MB/s), then {lookups:,.0f} lookups/s")
+        print(f"   baseline: whole-state checkpoint read at {base_n:,}: {full_decode:.2f} s "
+              f"(x{restore_at // base_n}: ~{full_decode * restore_at / base_n:.0f} s)")
     loaded.stores.close()
 
 

@@ -7,10 +7,12 @@ Usage: python3 bench/throughput.py [INFERENCES]
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -53,7 +55,25 @@ class MemoryStore:
         self.files[name] = data
 
 
-def bare(bootstrap: str, topics: list[str], total: int) -> float:
+@contextlib.contextmanager
+def python_crc() -> Iterator[None]:
+    """kafka-python checking record batches with its pure-Python CRC32C, as it does when the
+    `crc32c` package is missing (issue 14's baseline was measured that way: 18,048 records/s)."""
+    from kafka.record import default_records
+    from kafka.record._crc32c import crc
+
+    fast = default_records.calc_crc32c
+    default_records.calc_crc32c = crc  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        default_records.calc_crc32c = fast  # type: ignore[assignment]
+
+
+def bare(bootstrap: str, topics: list[str], total: int, pure_python_crc: bool = False) -> float:
+    if pure_python_crc:
+        with python_crc():
+            return bare(bootstrap, topics, total)
     consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4().hex[:6]}",
                              auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000)
     seen, started = 0, 0.0

@@ -2,6 +2,7 @@
 kept until the next publish drains them into CloudWatch datums."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pipelines import cloudwatch_rules, metrics
@@ -19,17 +20,34 @@ class Aggregator:
 
     def __init__(self, tick_ms: int) -> None:
         self.tick_ms = tick_ms
-        self._counts: dict[tuple[int, Series, str], int] = {}
+        # (tick, series) -> metric -> count: one tuple hash per record, not one per metric
+        self._counts: dict[tuple[int, Series], dict[str, int]] = {}
         self._latency: dict[tuple[int, Series], dict[float, int]] = {}
         self._coarse: set[tuple[int, Series]] = set()  # latency keys already on the grid
 
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
-        key = (ts_ms - ts_ms % self.tick_ms, series, name)
-        self._counts[key] = self._counts.get(key, 0) + delta
+        key = (ts_ms - ts_ms % self.tick_ms, series)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = {}
+        counts[name] = counts.get(name, 0) + delta
+
+    def count_many(self, series: Series, ts_ms: int, items: Iterable[tuple[str, int]], latency_ms: float | None = None) -> None:
+        """`count` for several metrics of one series and time, then `latency` unless None."""
+        key = (ts_ms - ts_ms % self.tick_ms, series)
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = {}
+        for name, delta in items:
+            counts[name] = counts.get(name, 0) + delta
+        if latency_ms is not None:
+            self._add_latency(key, latency_ms)
 
     def latency(self, series: Series, ts_ms: int, ms: float) -> None:
         """Exact values while they fit one datum (150 distinct), then the 1 % grid."""
-        key = (ts_ms - ts_ms % self.tick_ms, series)
+        self._add_latency((ts_ms - ts_ms % self.tick_ms, series), ms)
+
+    def _add_latency(self, key: tuple[int, Series], ms: float) -> None:
         hist = self._latency.get(key)
         if hist is None:
             hist = self._latency[key] = {}
@@ -42,7 +60,7 @@ class Aggregator:
         hist[ms] = hist.get(ms, 0) + 1
 
     def __len__(self) -> int:
-        return len(self._counts) + len(self._latency)
+        return sum(len(c) for c in self._counts.values()) + len(self._latency)
 
     def drain(self, now_ms: int) -> list[Datum]:
         """All counts so far as datums (base dimensions plus segment copies), then forget them.
@@ -54,13 +72,14 @@ class Aggregator:
         oldest -= oldest % self.tick_ms
         oldest += self.tick_ms
         sums: dict[tuple[str, Dimensions, int], int] = {}
-        for (tick, series, name), value in self._counts.items():
-            if name in metrics.WINDOW_ONLY:
-                continue
+        for (tick, series), counts in self._counts.items():
             ts = max(tick, oldest)
-            for dims in dimension_sets(series, segments=name not in metrics.NOT_PER_SEGMENT):
-                key = (name, dims, ts)
-                sums[key] = sums.get(key, 0) + value
+            for name, value in counts.items():
+                if name in metrics.WINDOW_ONLY:
+                    continue
+                for dims in dimension_sets(series, segments=name not in metrics.NOT_PER_SEGMENT):
+                    key = (name, dims, ts)
+                    sums[key] = sums.get(key, 0) + value
         hists: dict[tuple[Dimensions, int], dict[float, int]] = {}
         for (tick, series), hist in self._latency.items():
             ts = max(tick, oldest)
@@ -82,12 +101,14 @@ class Aggregator:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"counts": dict(self._counts), "latency": {k: dict(v) for k, v in self._latency.items()}}
+        counts = {(tick, series, name): v for (tick, series), c in self._counts.items() for name, v in c.items()}
+        return {"counts": counts, "latency": {k: dict(v) for k, v in self._latency.items()}}
 
     @classmethod
     def restore(cls, tick_ms: int, data: dict[str, Any]) -> "Aggregator":
         agg = cls(tick_ms)
-        agg._counts = dict(data["counts"])
+        for (tick, series, name), value in data["counts"].items():
+            agg._counts.setdefault((tick, series), {})[name] = value
         agg._latency = {k: dict(v) for k, v in data["latency"].items()}
         return agg
 

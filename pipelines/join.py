@@ -73,9 +73,16 @@ def _key(inference_id: str) -> Key:
 
 
 class Sink(Protocol):
+    """Where outcome counts go. A sink may also have `count_many(series, ts_ms, ((name, delta),
+    ...))`, the same as `count` of each in order: the join then makes one call for a pair."""
+
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
         """Add `delta` to metric `name` of `series` at event time `ts_ms`; must not block."""
         ...
+
+
+_AGREED = ((m.SHADOW_COMPARISONS, 1), (m.SHADOW_AGREEMENTS, 1))
+_DISAGREED = ((m.SHADOW_COMPARISONS, 1), (m.SHADOW_AGREEMENTS, 0))
 
 
 @dataclass
@@ -342,13 +349,17 @@ class JoinState:
 
     # -- internals --------------------------------------------------------------------------
     def _outcome(self, series: Series, pred: int, label: int, ts_ms: int, delta: int, sink: Sink) -> None:
+        many = getattr(sink, "count_many", None)
+        if many is not None:  # both counts in one call (PartitionPipeline): a label's hot path
+            many(series, ts_ms, ((m.OUTCOMES[(pred, label)], delta), (m.LABELED, delta)))
+            return
         sink.count(series, ts_ms, m.OUTCOMES[(pred, label)], delta)
         sink.count(series, ts_ms, m.LABELED, delta)
 
     def _compare_shadow(self, elem: int, ts_ms: int, others: tuple[int, ...], sink: Sink) -> None:
         """Shadow vs production on the same id: counted on the shadow's series, at its time."""
         pred = _prediction(elem)
-        if pred is None:
+        if pred is None or not others:
             return
         if elem & _SHADOW:
             prod = next((o for o in others if not o & _SHADOW and _prediction(o) is not None), None)
@@ -362,6 +373,10 @@ class JoinState:
 
     def _agree(self, shadow_elem: int, ts_ms: int, agree: bool, sink: Sink) -> None:
         series = self.registry[(shadow_elem >> _SID_SHIFT) & _SID_MASK]
+        many = getattr(sink, "count_many", None)
+        if many is not None:
+            many(series, ts_ms, _AGREED if agree else _DISAGREED)
+            return
         sink.count(series, ts_ms, m.SHADOW_COMPARISONS, 1)
         sink.count(series, ts_ms, m.SHADOW_AGREEMENTS, 1 if agree else 0)
 

@@ -52,7 +52,7 @@ def quantise(ms: float) -> float:
         raise ValueError(f"latency must be a finite number of ms >= 0, got {ms!r}")
     if ms == 0:
         return 0.0
-    return representative(bucket_index(ms))
+    return _SCALE * GAMMA ** math.ceil(math.log(ms) / _LOG_GAMMA)  # representative(bucket_index(ms)), inlined
 
 
 class Histogram:
@@ -79,6 +79,12 @@ class Histogram:
         key = quantise(ms)
         self._counts[key] = self._counts.get(key, 0.0) + count
         self._total += count
+
+    def add_representative(self, value: float) -> None:
+        """Count one observation already quantised (`quantise`'s output): the sliding window
+        quantises a latency once for every dimension set it keeps it under."""
+        self._counts[value] = self._counts.get(value, 0.0) + 1
+        self._total += 1
 
     def merge(self, other: Histogram) -> None:
         """Add every observation of ``other`` to this histogram (``other`` is unchanged)."""

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import from_json
 
 from pipelines import cloudwatch_rules
 from pipelines.records import BadRecord, Capture, Label, Source
@@ -288,12 +289,22 @@ def _predict(prediction: int | None, score: float | None, threshold: float) -> i
     return None if score is None else int(score >= threshold)
 
 
+#: names already found valid: a few endpoints, variants and versions repeat on every record
+_VALID_DIMENSIONS: set[str] = set()
+_MAX_VALID_DIMENSIONS = 4096
+
+
 def _dimension(value: str, field: str) -> str:
     """Endpoint, variant and model version become CloudWatch dimension values, which must be
     printable ASCII and not blank; one refused value would cost a whole PutMetricData request."""
+    if value in _VALID_DIMENSIONS:
+        return value
     if not cloudwatch_rules.dimension_text(value) or len(value) > MAX_NAME_CHARS:
         raise _Bad(INVALID_DIMENSION, f"{field} {value[:40]!r} must be 1..{MAX_NAME_CHARS} characters of printable "
                                       "ASCII, not blank (it becomes a CloudWatch dimension value)")
+    if len(_VALID_DIMENSIONS) >= _MAX_VALID_DIMENSIONS:
+        _VALID_DIMENSIONS.clear()
+    _VALID_DIMENSIONS.add(value)
     return value
 
 
@@ -306,19 +317,48 @@ def _capture_rollguard(obj: dict[str, Any], now_ms: int, limits: ParseLimits, th
         m = _CaptureIn.model_validate(obj)
     except ValidationError as err:
         raise _from_validation(err) from None
-    ts = _check_time(parse_timestamp(m.timestamp), now_ms, limits)
-    is_error = (m.status is not None and m.status >= 400) or m.error is not None
-    prediction = None if m.prediction is None else _binary(m.prediction, "prediction", INVALID_VALUE)
-    prediction = _predict(prediction, m.score, threshold(m.endpoint))
+    return _capture(m.inference_id, m.endpoint, m.variant, m.model_version, m.shadow, m.timestamp, m.latency_ms,
+                    m.status, m.error, m.prediction, m.score, m.attributes, now_ms, limits, threshold)
+
+
+def _capture(
+    inference_id: str, endpoint: str, variant: str, model_version: str | None, shadow: bool, timestamp: str | int | float,
+    latency_ms: float | None, status: int | None, error: str | None, prediction_in: bool | int | None,
+    score: float | None, attributes: dict[str, Scalar] | None, now_ms: int, limits: ParseLimits,
+    threshold: Callable[[str], float],
+) -> Capture:
+    """A validated rollguard capture's fields -> Capture (both the fast and the pydantic path)."""
+    ts = _check_time(parse_timestamp(timestamp), now_ms, limits)
+    is_error = (status is not None and status >= 400) or error is not None
+    prediction = None if prediction_in is None else _binary(prediction_in, "prediction", INVALID_VALUE)
+    prediction = _predict(prediction, score, threshold(endpoint))
     if prediction is None and not is_error:
         raise _Bad(MISSING_PREDICTION, "capture needs prediction or score unless it is an error")
-    attrs = tuple(sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (m.attributes or {}).items()))
     return Capture(
-        inference_id=m.inference_id, endpoint=_dimension(m.endpoint, "endpoint"), variant=_dimension(m.variant, "variant"),
-        timestamp_ms=ts, model_version=None if m.model_version is None else _dimension(m.model_version, "model_version"),
-        shadow=m.shadow, latency_ms=_latency(m.latency_ms), is_error=is_error,
-        prediction=prediction, attributes=attrs,
+        inference_id=inference_id, endpoint=_dimension(endpoint, "endpoint"), variant=_dimension(variant, "variant"),
+        timestamp_ms=ts, model_version=None if model_version is None else _dimension(model_version, "model_version"),
+        shadow=shadow, latency_ms=_latency(latency_ms), is_error=is_error,
+        prediction=prediction, attributes=_attributes(attributes) if attributes else (),
     )
+
+
+#: attributes as they arrive (name, value) -> as kept; captures of one endpoint repeat a few
+#: combinations, and the JSON parser shares equal short strings, so the lookup is cheap
+_ATTRIBUTES: dict[tuple[tuple[str, Scalar], ...], tuple[tuple[str, str], ...]] = {}
+_MAX_CACHED_ATTRIBUTES = 4096
+
+
+def _attributes(attributes: dict[str, Scalar]) -> tuple[tuple[str, str], ...]:
+    key = tuple(attributes.items())
+    found = _ATTRIBUTES.get(key)
+    if found is None:
+        found = tuple(sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in key))
+        if len(_ATTRIBUTES) >= _MAX_CACHED_ATTRIBUTES:
+            _ATTRIBUTES.clear()
+        # 1 and 1.0 and True are equal keys with different texts: cache only what cannot collide
+        if all(type(v) is str for _, v in key):
+            _ATTRIBUTES[key] = found
+    return found
 
 
 def _capture_datacapture(
@@ -351,13 +391,129 @@ def _capture_datacapture(
     )
 
 
+# -- the fast path -------------------------------------------------------------------------
+# The common record is rollguard's own well-formed JSON capture or label. It is parsed in Rust
+# (pydantic-core's JSON parser, which keeps integers exact and rejects NaN and invalid UTF-8 as
+# the full path does) and checked field by field with exact types, accepting a subset of what
+# the pydantic models accept; `_capture` / `_label` then build the record, or, for the commonest
+# shape (known names, epoch-ms time, 0/1 class), the same steps inline. Anything else (other
+# forms, unknown keys, any type or range doubt, any error) returns None and takes the full path,
+# which alone decides reasons and detail lines. tests/unit/pipelines/test_parse_fast.py
+# compares the two paths record for record.
+
+_CAPTURE_FIELDS = frozenset(_CaptureIn.model_fields)
+_LABEL_FIELDS = frozenset(_LabelIn.model_fields)
+_MAX_ID = 256
+
+
+def _json_object(raw: bytes, limits: ParseLimits) -> dict[str, Any] | None:
+    if len(raw) > limits.max_bytes:
+        return None
+    try:
+        obj = from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        return None
+    return obj if type(obj) is dict else None
+
+
+def _name(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_NAME_CHARS
+
+
+def _number(value: Any, lo: float, hi: float) -> bool:
+    """An int or finite float in [lo, hi], not a bool (strict pydantic floats refuse bools)."""
+    return (type(value) is float or type(value) is int) and lo <= value <= hi
+
+
+def _fast_capture(raw: bytes, now_ms: int, limits: ParseLimits, threshold: Callable[[str], float]) -> Capture | None:
+    obj = _json_object(raw, limits)
+    if obj is None or not _CAPTURE_FIELDS.issuperset(obj):
+        return None
+    g: Callable[..., Any] = obj.get  # values of any JSON type until checked
+    inference_id, endpoint, variant, model_version = g("inference_id"), g("endpoint"), g("variant"), g("model_version")
+    shadow, timestamp, latency_ms, status = g("shadow", False), g("timestamp"), g("latency_ms"), g("status")
+    error, prediction, score, attributes = g("error"), g("prediction"), g("score"), g("attributes")
+    valid = _VALID_DIMENSIONS
+    known = (type(endpoint) is str and endpoint in valid and type(variant) is str and variant in valid
+             and (model_version is None or (type(model_version) is str and model_version in valid)))
+    if not ((known or (_name(endpoint) and _name(variant) and (model_version is None or _name(model_version))))
+            and type(inference_id) is str and 0 < len(inference_id) <= _MAX_ID and type(shadow) is bool
+            and (type(timestamp) is int or type(timestamp) is str or (type(timestamp) is float and math.isfinite(timestamp)))
+            and (latency_ms is None or _number(latency_ms, 0, MAX_LATENCY_MS))
+            and (status is None or (type(status) is int and 0 <= status <= 999))
+            and (error is None or type(error) is str)
+            and (prediction is None or type(prediction) is int or type(prediction) is bool)
+            and (score is None or _number(score, 0.0, 1.0))):
+        return None
+    if attributes is not None:
+        if type(attributes) is not dict:
+            return None
+        for v in attributes.values():
+            if not (type(v) is str or type(v) is int or type(v) is bool or (type(v) is float and math.isfinite(v))):
+                return None
+    if latency_ms is not None:
+        latency_ms = float(latency_ms)
+    if not known or type(timestamp) is not int or timestamp < 0:  # new names, ISO times: the shared code
+        try:
+            return _capture(inference_id, endpoint, variant, model_version, shadow, timestamp, latency_ms, status,
+                            error, prediction, None if score is None else float(score), attributes, now_ms, limits,
+                            threshold)
+        except _Bad:
+            return None
+    # the common record: what `_capture` does, inline (tests/unit/pipelines/test_parse_fast.py)
+    if timestamp > now_ms + limits.max_future_ms:
+        return None
+    cut = threshold(endpoint)
+    if prediction is not None:
+        if prediction != 0 and prediction != 1:
+            return None
+        prediction = int(prediction)
+    elif score is not None:
+        prediction = int(score >= cut)
+    is_error = (status is not None and status >= 400) or error is not None
+    if prediction is None and not is_error:
+        return None
+    # positional (in field order): keyword matching was a tenth of building the record
+    return Capture(inference_id, endpoint, variant, timestamp, model_version, shadow,
+                   0.0 if latency_ms is not None and latency_ms < MIN_LATENCY_MS else latency_ms, is_error, prediction,
+                   _attributes(attributes) if attributes else ())
+
+
+def _fast_label(raw: bytes, now_ms: int, record_ts_ms: int | None, limits: ParseLimits) -> Label | None:
+    obj = _json_object(raw, limits)
+    if obj is None or not _LABEL_FIELDS.issuperset(obj):
+        return None
+    g: Callable[..., Any] = obj.get
+    inference_id, endpoint, label, timestamp, source = g("inference_id"), g("endpoint"), g("label"), g("timestamp"), g("source")
+    if not (type(inference_id) is str and 0 < len(inference_id) <= _MAX_ID and (endpoint is None or _name(endpoint))
+            and (type(label) is int or type(label) is bool or type(label) is str
+                 or (type(label) is float and math.isfinite(label)))
+            and (timestamp is None or type(timestamp) is int or type(timestamp) is str
+                 or (type(timestamp) is float and math.isfinite(timestamp)))
+            and (source is None or type(source) is str)):
+        return None
+    if (type(label) is int or type(label) is bool) and (label == 0 or label == 1) and type(timestamp) is int \
+            and 0 <= timestamp <= now_ms + limits.max_future_ms and (endpoint is None or endpoint in _VALID_DIMENSIONS):
+        # the common label: what `_label` does, inline
+        return Label(inference_id, int(label), timestamp, endpoint, source)  # positional, in field order
+    try:
+        return _label(inference_id, endpoint, label, timestamp, source, now_ms, record_ts_ms, limits)
+    except _Bad:
+        return None
+
+
 def parse_capture(
     raw: bytes, *, now_ms: int, headers: Mapping[str, bytes] | None = None, record_ts_ms: int | None = None,
     source: Source | None = None, limits: ParseLimits = ParseLimits(),
-    threshold: Callable[[str], float] = lambda endpoint: 0.5,
+    threshold: Callable[[str], float] = lambda endpoint: 0.5, fast: bool = True,
 ) -> Capture | BadRecord:
-    """Parse one capture in either form; never raises on bad input."""
+    """Parse one capture in either form; never raises on bad input. `fast=False` skips the fast
+    path (the result is the same; tests compare the two)."""
     try:
+        if fast:
+            cap = _fast_capture(raw, now_ms, limits, threshold)
+            if cap is not None:
+                return cap
         obj = _load_object(raw, limits)
         if "captureData" in obj:
             return _capture_datacapture(obj, headers or {}, record_ts_ms, now_ms, limits, threshold)
@@ -370,10 +526,15 @@ def parse_capture(
 
 def parse_label(
     raw: bytes, *, now_ms: int, record_ts_ms: int | None = None, source: Source | None = None,
-    limits: ParseLimits = ParseLimits(),
+    limits: ParseLimits = ParseLimits(), fast: bool = True,
 ) -> Label | BadRecord:
-    """Parse one label in either form; never raises on bad input."""
+    """Parse one label in either form; never raises on bad input. `fast=False` skips the fast
+    path (the result is the same; tests compare the two)."""
     try:
+        if fast:
+            lab = _fast_label(raw, now_ms, record_ts_ms, limits)
+            if lab is not None:
+                return lab
         obj = _load_object(raw, limits)
         if "groundTruthData" in obj:
             try:
@@ -404,21 +565,27 @@ def parse_label(
             m = _LabelIn.model_validate(obj)
         except ValidationError as err:
             raise _from_validation(err) from None
-        if m.timestamp is not None:
-            ts = parse_timestamp(m.timestamp)
-        elif record_ts_ms is not None:
-            ts = record_ts_ms
-        else:
-            raise _Bad(MISSING_FIELD, "missing required field 'timestamp'")
-        return Label(
-            inference_id=m.inference_id, label=_binary(m.label, "label", INVALID_LABEL),
-            timestamp_ms=_check_time(ts, now_ms, limits),
-            endpoint=None if m.endpoint is None else _dimension(m.endpoint, "endpoint"), source=m.source,
-        )
+        return _label(m.inference_id, m.endpoint, m.label, m.timestamp, m.source, now_ms, record_ts_ms, limits)
     except _Bad as bad:
         return BadRecord(bad.reason, bad.detail, raw, source)
     except Exception as ex:  # errors as data: no record may stop the daemon
         return BadRecord(UNPARSEABLE, _describe(ex), raw, source)
+
+
+def _label(inference_id: str, endpoint: str | None, label: Scalar, timestamp: str | int | float | None,
+           source: str | None, now_ms: int, record_ts_ms: int | None, limits: ParseLimits) -> Label:
+    """A validated rollguard label's fields -> Label (both the fast and the pydantic path)."""
+    if timestamp is not None:
+        ts = parse_timestamp(timestamp)
+    elif record_ts_ms is not None:
+        ts = record_ts_ms
+    else:
+        raise _Bad(MISSING_FIELD, "missing required field 'timestamp'")
+    return Label(
+        inference_id=inference_id, label=_binary(label, "label", INVALID_LABEL),
+        timestamp_ms=_check_time(ts, now_ms, limits),
+        endpoint=None if endpoint is None else _dimension(endpoint, "endpoint"), source=source,
+    )
 
 
 def _describe(ex: Exception) -> str:

@@ -6,8 +6,9 @@ by arrival so expiry takes the oldest without a scan. Two stores implement it:
 
 - `MemoryStore` here: a dict per endpoint (dicts keep insertion order, which is arrival
   order); the checkpoint then holds every pending entry (`inline`).
-- `service.state.DiskStore`: RocksDB on local disk with an in-memory front for the changes
-  since the last checkpoint, shipped incrementally to the state location (not `inline`).
+- `service.state.DiskStore`: RocksDB on local disk with an in-memory front for the latest
+  changes (written into RocksDB as the tick runs), shipped incrementally to the state location
+  at each checkpoint (not `inline`).
 
 Values are the join's packed ints (a capture entry may be a tuple of them); a table learns an
 entry's arrival second from the `arrival` function it is given, never from its own layout.

@@ -19,7 +19,7 @@ from pipelines.comparison.tally import ComparisonTally
 from pipelines.join import CODEC, JoinPolicy, JoinState
 from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.pending import PendingStore
-from pipelines.records import BadRecord, Capture, Label, Source
+from pipelines.records import BadRecord, Capture, Source
 from pipelines.datum import Dimensions
 from pipelines.series import NameCap, SegmentCap, Series, dimension_sets
 from pipelines.window import SlidingWindow
@@ -27,6 +27,15 @@ from pipelines.window import SlidingWindow
 SNAPSHOT_VERSION = 1
 #: the reason code of a record that parsed but tripped a later stage (a bug, never a crash)
 PROCESSING_FAILED = "processing_failed"
+
+
+#: (is_error, prediction) -> the counts a new capture adds, in this order
+_CAPTURE_COUNTS: dict[tuple[bool, int | None], tuple[tuple[str, int], ...]] = {
+    (is_error, prediction): (
+        ((m.INVOCATIONS, 1),) + (((m.ERRORS, 1),) if is_error else ())
+        + (() if prediction is None else ((m.PREDICTIONS, 1), (m.POSITIVE_PREDICTIONS, prediction))))
+    for is_error in (False, True) for prediction in (None, 0, 1)
+}
 
 
 class WindowSink(Protocol):
@@ -83,6 +92,8 @@ class PartitionPipeline:
         self.offsets: dict[str, int] = {}  # topic -> next offset to read
         self.bad_records: Counter[str] = Counter()
         self._dims: dict[Series, list[Dimensions]] = {}
+        # the window's whole fan-out of a capture in one call; any other sink sees each add
+        self._sliding = window if type(window) is SlidingWindow else None
 
     def _window_dimension_sets(self, series: Series) -> list[Dimensions]:
         dims = self._dims.get(series)
@@ -94,68 +105,88 @@ class PartitionPipeline:
     # which is keyed by dimension set so base and segment gauges each see their own sample
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
         self.aggregator.count(series, ts_ms, name, delta)
-        if self.window is not None:
-            for dims in self._window_dimension_sets(series):
-                self.window.add(dims, ts_ms, name, delta)
+        window = self.window
+        if window is not None:
+            dims = self._dims.get(series)
+            if dims is None:
+                dims = self._window_dimension_sets(series)
+            if self._sliding is not None:
+                self._sliding.add_many(dims, ts_ms, ((name, delta),))
+            else:
+                for d in dims:
+                    window.add(d, ts_ms, name, delta)
+
+    def count_many(self, series: Series, ts_ms: int, items: tuple[tuple[str, int], ...]) -> None:
+        """`count` of each (name, delta) in order, in one call (pipelines.join.Sink)."""
+        sliding = self._sliding
+        if sliding is None and self.window is not None:
+            for name, delta in items:
+                self.count(series, ts_ms, name, delta)
+            return
+        self.aggregator.count_many(series, ts_ms, items)
+        if sliding is not None:
+            dims = self._dims.get(series)
+            sliding.add_many(dims if dims is not None else self._window_dimension_sets(series), ts_ms, items)
 
     def submit(
         self, topic: str, raw: bytes, offset: int, now_ms: int,
         headers: Mapping[str, bytes] | None = None, record_ts_ms: int | None = None,
     ) -> BadRecord | None:
         """Process one record; returns the BadRecord to dead-letter, if it was bad."""
-        source = Source(topic, self.partition, offset)
-        if topic not in (self.config.captures_topic, self.config.labels_topic):
+        config = self.config
+        if topic != config.captures_topic and topic != config.labels_topic:
             raise ValueError(f"topic {topic!r} is neither the captures nor the labels topic")
         self.offsets[topic] = offset + 1
         # errors as data along the whole path: whatever a record trips (parse, join, counts)
         # makes it a dead letter, so no record can stop the partition and crash-loop on replay
         try:
-            record = self._parse(topic, raw, now_ms, headers, record_ts_ms, source)
-            refused = None
-            if isinstance(record, Capture):
-                refused = self.names.refuse(record.endpoint, record.variant, record.model_version)
-            elif isinstance(record, Label):
-                refused = self.names.refuse_endpoint(record.endpoint)
-            if refused is not None:
-                record = BadRecord(refused[0], refused[1], raw, source)
-            elif isinstance(record, Capture):
-                self.add_capture(record, now_ms)
-            elif isinstance(record, Label):
-                self.join.add_label(record, now_ms, self)
+            if topic == config.captures_topic:
+                cap = parse_capture(raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, limits=config.limits,
+                                    threshold=config.threshold)
+                if isinstance(cap, BadRecord):
+                    reason, detail = cap.reason, cap.detail
+                else:
+                    refused = self.names.refuse(cap.endpoint, cap.variant, cap.model_version)
+                    if refused is None:
+                        self.add_capture(cap, now_ms)
+                        return None
+                    reason, detail = refused
+            else:
+                label = parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, limits=config.limits)
+                if isinstance(label, BadRecord):
+                    reason, detail = label.reason, label.detail
+                else:
+                    refused = self.names.refuse_endpoint(label.endpoint)
+                    if refused is None:
+                        self.join.add_label(label, now_ms, self)
+                        return None
+                    reason, detail = refused
         except Exception as ex:  # noqa: BLE001
-            record = BadRecord(PROCESSING_FAILED, f"{type(ex).__name__}: {ex}".splitlines()[0][:300], raw, source)
-        if isinstance(record, BadRecord):
-            self.bad_records[record.reason] += 1
-            return record
-        return None
-
-    def _parse(
-        self, topic: str, raw: bytes, now_ms: int, headers: Mapping[str, bytes] | None, record_ts_ms: int | None,
-        source: Source,
-    ) -> Capture | Label | BadRecord:
-        if topic == self.config.captures_topic:
-            return parse_capture(
-                raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, source=source,
-                limits=self.config.limits, threshold=self.config.threshold,
-            )
-        return parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, source=source, limits=self.config.limits)
+            reason, detail = PROCESSING_FAILED, f"{type(ex).__name__}: {ex}".splitlines()[0][:300]
+        # a good record never needs its source, so it is made for dead letters only
+        self.bad_records[reason] += 1
+        return BadRecord(reason, detail, raw, Source(topic, self.partition, offset))
 
     def add_capture(self, cap: Capture, now_ms: int) -> None:
-        series: Series = (cap.endpoint, cap.variant, cap.model_version, self.segments.map(cap.attributes))
+        attributes = cap.attributes
+        series: Series = (cap.endpoint, cap.variant, cap.model_version, self.segments.map(attributes) if attributes else ())
         if not self.join.add_capture(cap, series, now_ms, self):
             return  # a duplicate: counted by the join, not counted again here
         ts = cap.timestamp_ms
-        self.count(series, ts, m.INVOCATIONS)
-        if cap.is_error:
-            self.count(series, ts, m.ERRORS)
-        if cap.prediction is not None:
-            self.count(series, ts, m.PREDICTIONS)
-            self.count(series, ts, m.POSITIVE_PREDICTIONS, cap.prediction)
+        items = _CAPTURE_COUNTS[cap.is_error, cap.prediction]
+        window, sliding = self.window, self._sliding
+        if window is None or sliding is not None:
+            self.aggregator.count_many(series, ts, items, cap.latency_ms)
+            if sliding is not None:
+                dims = self._dims.get(series)
+                sliding.add_many(dims if dims is not None else self._window_dimension_sets(series), ts, items, cap.latency_ms)
+            return
+        for name, delta in items:  # any other window: one add at a time, as WindowSink has it
+            self.count(series, ts, name, delta)
         if cap.latency_ms is not None:
             self.aggregator.latency(series, ts, cap.latency_ms)
-            if self.window is not None:
-                for dims in self._window_dimension_sets(series):
-                    self.window.add_latency(dims, ts, cap.latency_ms)
+            for d in self._window_dimension_sets(series):
+                window.add_latency(d, ts, cap.latency_ms)
 
     def tick(self, now_ms: int) -> list[Datum]:
         """Expire what waited too long, then drain this partition's counts as datums."""

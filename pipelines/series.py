@@ -172,6 +172,7 @@ class NameCap:
         self.max_endpoints, self.max_variants, self.max_model_versions = max_endpoints, max_variants, max_model_versions
         self._variants: dict[str, set[str]] = {}  # endpoint -> admitted variants
         self._versions: dict[tuple[str, str], set[str]] = {}
+        self._admitted: set[tuple[str, str, str | None]] = set()  # names once admitted stay admitted
 
     def refuse_endpoint(self, endpoint: str | None) -> tuple[str, str] | None:
         """(reason, detail) when `endpoint` may not become a dimension, else None (admitting it)."""
@@ -187,6 +188,9 @@ class NameCap:
 
     def refuse(self, endpoint: str, variant: str, model_version: str | None) -> tuple[str, str] | None:
         """(reason, detail) when this capture's names may not become dimensions, else None."""
+        names = (endpoint, variant, model_version)
+        if names in self._admitted:
+            return None
         refused = self.refuse_endpoint(endpoint)
         if refused is not None:
             return refused
@@ -195,13 +199,13 @@ class NameCap:
             if len(variants) >= self.max_variants:
                 return TOO_MANY_VARIANTS, f"variant {variant[:80]!r} of {endpoint[:80]!r} is over the cap of {self.max_variants} variants (ROLLGUARD_MAX_VARIANTS)"
             variants.add(variant)
-        if model_version is None:
-            return None
-        versions = self._versions.setdefault((endpoint, variant), set())
-        if model_version not in versions:
-            if len(versions) >= self.max_model_versions:
-                return TOO_MANY_MODEL_VERSIONS, f"model version {model_version[:80]!r} of {endpoint[:80]!r}/{variant[:80]!r} is over the cap of {self.max_model_versions} (ROLLGUARD_MAX_MODEL_VERSIONS)"
-            versions.add(model_version)
+        if model_version is not None:
+            versions = self._versions.setdefault((endpoint, variant), set())
+            if model_version not in versions:
+                if len(versions) >= self.max_model_versions:
+                    return TOO_MANY_MODEL_VERSIONS, f"model version {model_version[:80]!r} of {endpoint[:80]!r}/{variant[:80]!r} is over the cap of {self.max_model_versions} (ROLLGUARD_MAX_MODEL_VERSIONS)"
+                versions.add(model_version)
+        self._admitted.add(names)
         return None
 
     def admit_restored(self, series: list[Series]) -> None:

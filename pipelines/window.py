@@ -20,13 +20,13 @@ count; later buckets wait until ``now_ms`` reaches them.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines import metrics
 from pipelines.datum import Datum
-from pipelines.latency import Histogram
+from pipelines.latency import Histogram, quantise
 from pipelines.stats import ratio, wilson_lower_bound
 
 #: Key of the latency sample size in :meth:`SlidingWindow.samples`.
@@ -68,7 +68,9 @@ class SlidingWindow:
 
     def _bucket(self, series: Hashable, event_ms: int) -> _Bucket:
         start = (event_ms // self.bucket_ms) * self.bucket_ms
-        buckets = self._series.setdefault(series, {})
+        buckets = self._series.get(series)
+        if buckets is None:
+            buckets = self._series[series] = {}
         bucket = buckets.get(start)
         if bucket is None:
             bucket = buckets[start] = _Bucket({}, Histogram())
@@ -88,6 +90,26 @@ class SlidingWindow:
     def add_latency(self, series: Hashable, event_ms: int, ms: float) -> None:
         """Record one latency observation (ms >= 0) at event time ``event_ms``."""
         self._bucket(series, event_ms).latency.add(ms)
+
+    def add_many(self, keys: Iterable[Hashable], event_ms: int, counts: Sequence[tuple[str, int]],
+                 latency_ms: float | None = None) -> None:
+        """`add` of every (name, value) in `counts` (integers) and, unless None, `add_latency` of
+        `latency_ms`, under each series of `keys`: one record's fan-out, the bucket found once per
+        series and the latency quantised once."""
+        q = None if latency_ms is None else quantise(latency_ms)
+        start = (event_ms // self.bucket_ms) * self.bucket_ms
+        for key in keys:
+            buckets = self._series.get(key)
+            if buckets is None:
+                buckets = self._series[key] = {}
+            bucket = buckets.get(start)
+            if bucket is None:
+                bucket = buckets[start] = _Bucket({}, Histogram())
+            counters = bucket.counters
+            for name, value in counts:
+                counters[name] = counters.get(name, 0.0) + value
+            if q is not None:
+                bucket.latency.add_representative(q)
 
     def evict(self, now_ms: int) -> int:
         """Drop buckets that can no longer be in any window at or after ``now_ms``.

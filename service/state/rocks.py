@@ -1,20 +1,26 @@
 """A partition's pending joins in RocksDB on local disk (`pipelines.pending.PendingStore`).
 
-Between checkpoints every change goes to an in-memory front (the values, for reads) and to a
-WriteBatch (the bytes); RocksDB itself is changed only by `commit`, which hands both to a
-background thread: one atomic write of the batch, then a RocksDB checkpoint shipped to the state
-location (service/state/ship.py), then `finish` writes the partition's checkpoint file. The
-shipped snapshot is therefore exactly the state at the tick that committed, whatever the loop
-does meanwhile; reads look at the front, then at the batch in flight, then at RocksDB.
+Every change goes to an in-memory front (the values, for reads) and to a WriteBatch (the bytes).
+During a tick, each time the front holds `STREAM_KEYS` keys and no background job is in
+flight, both are handed to the background thread, which writes the batch: RocksDB then holds
+changes newer than the last checkpoint, which is safe because local files are a cache (a
+partition always restores from the state location). `commit` hands over the remainder: one
+write of it, then a RocksDB checkpoint shipped to the state location (service/state/ship.py),
+then `finish` writes the partition's checkpoint file. Nothing is handed over while a job is in
+flight, and jobs of one store run one at a time, so no write reaches RocksDB between the
+commit's write and its snapshot: the shipped snapshot is exactly the state at the tick that
+committed, whatever the loop does meanwhile. Reads look at the front, then at the batch in
+flight, then at RocksDB.
 
-The front is also the cache of hot keys: within a tick a shadow capture, a duplicate or a quick
-label finds its id there. Labels days later find it in RocksDB (a bloom filter answers most
-misses without reading a block). Expiry, eviction and implicit labels seek the time index
-(service/state/keys.py) and read only what is due.
+The front is also the cache of the hottest keys: a shadow capture or a duplicate finds its id
+there. Later labels find it in RocksDB, where bloom filters (the memtables' too) answer most
+misses without a search. Expiry, eviction and implicit labels seek the time index
+(service/state/keys.py) and read only what is due; they wait for a write in flight first.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -30,6 +36,11 @@ from service.state.manifest import MAX_ENDPOINTS, StoredFile, StoreSection
 V = TypeVar("V")
 _MISSING = object()
 _REWRITE_CHUNK = 100_000
+# what makes a hand-off during a tick: the front is also the read cache of the latest keys (labels
+# soon after their capture, shadows), small enough that a commit finds little left to write
+# (bench/README.md: 50,000 against 10,000 took the disk store from 56-67 % to 83-99 % of the memory
+# store's throughput, the tick checkpoint after 1.2 M events from 0.15-0.37 s to 0.56-0.65 s)
+STREAM_KEYS = 50_000  # keys in the front (1-2 batch operations each, ~150 bytes)
 
 
 def _ranged(upper: bytes) -> ReadOptions:
@@ -51,10 +62,15 @@ def db_options(cache: Cache) -> Options:
     opt.set_compression_type(DBCompressionType.lz4())
     opt.set_bottommost_compression_type(DBCompressionType.zstd())
     opt.set_level_compaction_dynamic_level_bytes(True)  # space amplification ~1.1x
-    # a tick's batch (up to millions of random keys at 20,000 events/s) fits in memtables without
-    # stalling the write; the skiplist memtable costs more per insert than a hash-bucketed one but
-    # its flush is ~10x cheaper, and both run without the GIL (measured: bench/README.md)
-    opt.set_write_buffer_size(128 << 20)
+    # changes stream in during the tick: a small memtable flushes in the background meanwhile, so
+    # the commit flushes at most one (with a 10,000-key front, a tick checkpoint after 1.2 M events
+    # took 0.2-0.4 s with 32 MB, 0.6-0.7 s with 128 MB; bench/README.md). The skiplist memtable
+    # costs more per insert than a hash-bucketed one but its flush is ~10x cheaper
+    opt.set_write_buffer_size(32 << 20)
+    # a bloom filter per memtable: a miss (every new id) then skips the skiplist search, which at a
+    # million entries costs more than the rest of the lookup (3.8 -> 0.7 us, bench/README.md)
+    opt.set_memtable_prefix_bloom_ratio(0.05)
+    opt.set_memtable_whole_key_filtering(True)
     opt.set_max_write_buffer_number(4)
     opt.set_target_file_size_base(64 << 20)
     opt.set_max_background_jobs(2)
@@ -69,9 +85,9 @@ class DiskTable(Generic[V]):
     def __init__(self, store: "DiskStore", kind: bytes, time_kind: bytes, arrival: Callable[[V], int], count: int) -> None:
         self.store, self.kind, self.time_kind, self.arrival = store, kind, time_kind, arrival
         self._n = count
-        # keys added since the last commit (not in RocksDB yet), per endpoint id, in arrival order
+        # keys added since the last hand-off (not in RocksDB yet), per endpoint id, in arrival order
         self._fresh: dict[bytes, dict[bytes, int]] = {}
-        # per endpoint id: the last index key taken out since the last commit (seek past it)
+        # per endpoint id: the last index key taken out since the last hand-off (seek past it)
         self._taken: dict[bytes, bytes] = {}
         self._last: tuple[Any, Any, tuple[bytes, bytes, bytes]] = (None, None, (b"", b"", b""))
 
@@ -106,6 +122,8 @@ class DiskTable(Generic[V]):
         return v
 
     def get(self, endpoint: Endpoint, key: Key) -> V | None:
+        if not self._n:  # nothing held anywhere (pending labels often): no lookup
+            return None
         where = self._primary(endpoint, key)
         return None if where is None else self._value(where[0])
 
@@ -113,18 +131,26 @@ class DiskTable(Generic[V]):
         pk, ep, ident = self._primary(endpoint, key, create=True)  # type: ignore[misc]
         arrival = self.arrival(value)
         store = self.store
-        store.front[pk] = value
+        front = store.front
+        front[pk] = value
         store.batch.put(pk, k.encode_value(value))  # type: ignore[arg-type]
         store.batch.put(k.time_key(self.time_kind, ep, arrival, ident), b"")
         store.changed = True
         self._fresh.setdefault(ep, {})[pk] = arrival
         self._n += 1
+        if len(front) >= store.stream_keys:
+            store.stream()
 
     def replace(self, endpoint: Endpoint, key: Key, value: V) -> None:
-        pk = self._primary(endpoint, key, create=True)[0]  # type: ignore[index]
-        self.store.front[pk] = value
-        self.store.batch.put(pk, k.encode_value(value))  # type: ignore[arg-type]
-        self.store.changed = True
+        self._set(self._primary(endpoint, key, create=True)[0], value)  # type: ignore[index]
+        if len(self.store.front) >= self.store.stream_keys:
+            self.store.stream()
+
+    def _set(self, pk: bytes, value: V) -> None:
+        store = self.store
+        store.front[pk] = value
+        store.batch.put(pk, k.encode_value(value))  # type: ignore[arg-type]
+        store.changed = True
 
     def _drop(self, pk: bytes, ep: bytes, value: V) -> None:
         store = self.store
@@ -138,18 +164,23 @@ class DiskTable(Generic[V]):
         self._n -= 1
 
     def remove(self, endpoint: Endpoint, key: Key) -> V | None:
+        if not self._n:
+            return None
         where = self._primary(endpoint, key)
         if where is None:
             return None
         value = self._value(where[0])
         if value is not None:
             self._drop(where[0], where[1], value)
+            if len(self.store.front) >= self.store.stream_keys:
+                self.store.stream()
         return value
 
     def _due(self, ep: bytes, after_s: int, upto_s: int | None, skip_taken: bool) -> Any:
         """(primary key, index key or None, value or None) of `ep` in arrival order within
         (after_s, upto_s]: RocksDB's index first (older), then what was added since the last
-        commit. The value is None for an entry taken out (or re-added) since the last commit."""
+        hand-off. The value is None for an entry taken out (or re-added) since then. Nothing is
+        handed off while this runs (only add, replace and remove hand off)."""
         self.store.settle()
         lower = k.time_bound(self.time_kind, ep, after_s + 1)
         taken = self._taken.get(ep) if skip_taken else None
@@ -212,7 +243,7 @@ class DiskTable(Generic[V]):
         prefix = self.kind + ep
         for pk in [pk for pk in store.front if pk.startswith(prefix)]:
             if store.front[pk] is not None:
-                self.replace(endpoint, k.inference_id(pk), fn(store.front[pk]))
+                self._set(pk, fn(store.front[pk]))
         opts = _ranged(self.kind + (int.from_bytes(ep, "big") + 1).to_bytes(2, "big"))
         store.changed = True
         batch = WriteBatch(raw_mode=True)
@@ -226,7 +257,9 @@ class DiskTable(Generic[V]):
                 batch = WriteBatch(raw_mode=True)
         store.db.write(batch)
 
-    def committed(self) -> None:
+    def handed_off(self) -> None:
+        """The front went to the background thread: once it is written (`_due` settles first),
+        RocksDB's index holds what `_fresh` and `_taken` kept track of."""
         self._fresh.clear()
         self._taken.clear()
 
@@ -247,8 +280,10 @@ class DiskStore:
     inline = False
 
     def __init__(self, path: Path, *, lineage: str, section: StoreSection | None, cache: Cache, executor: Executor,
-                 capture_arrival: Callable[[Any], int], label_arrival: Callable[[int], int], shipper: Shipper) -> None:
+                 capture_arrival: Callable[[Any], int], label_arrival: Callable[[int], int], shipper: Shipper,
+                 stream_keys: int = STREAM_KEYS) -> None:
         self.path, self.lineage, self._executor, self.shipper = path, lineage, executor, shipper
+        self.stream_keys = stream_keys  # front keys that make a hand-off during a tick
         self.changed = section is None  # since the last shipped snapshot
         self.broken: str | None = None  # RocksDB refused a write: this store cannot be trusted
         self.db = Rdict(str(path), db_options(cache))
@@ -262,7 +297,7 @@ class DiskStore:
         self.front: dict[bytes, Any] = {}
         self.inflight: dict[bytes, Any] = {}
         self.batch = WriteBatch(raw_mode=True)
-        self._job: Future[StoreSection] | None = None
+        self._job: Future[Any] | None = None  # a write (None) or a commit (StoreSection)
         self._lock = threading.Lock()
         self.captures: DiskTable[int | tuple[int, ...]] = DiskTable(
             self, k.CAPTURE, k.CAPTURE_TIME, capture_arrival, section.captures if section else 0)
@@ -284,9 +319,10 @@ class DiskStore:
         names: list[Endpoint] = list(self._names)
         return names + [None] if with_none else names
 
-    # -- commits --------------------------------------------------------------------------
+    # -- hand-offs and commits ---------------------------------------------------------------
     def settle(self) -> None:
-        """Wait for the commit in flight (its failure is the daemon's to report, via its future)."""
+        """Wait for the job in flight, a write or a commit (a commit's failure is the daemon's
+        to report, via its future; a write's makes the store `broken`)."""
         job = self._job
         if job is not None:
             try:
@@ -294,16 +330,41 @@ class DiskStore:
             except Exception:  # noqa: BLE001 - reported by whoever holds the future
                 pass
 
-    def commit(self, finish: Callable[[StoreSection], None]) -> Future[StoreSection]:
-        """Hand every change since the last commit to the background thread: one atomic write,
-        a shipped snapshot, then `finish(section)` (the partition's checkpoint file)."""
-        self.settle()
-        if self.broken is not None:
-            raise RuntimeError(self.broken)
+    def _hand_off(self) -> WriteBatch:
         batch, self.batch = self.batch, WriteBatch(raw_mode=True)
         self.inflight, self.front = self.front, {}
-        for table in (self.captures, self.labels):
-            table.committed()
+        self.captures.handed_off()
+        self.labels.handed_off()
+        return batch
+
+    def stream(self) -> None:
+        """Hand the front to the background thread to be written, unless a job is in flight
+        (the front then grows until it is done): must not block."""
+        job = self._job
+        if (job is not None and not job.done()) or self.broken is not None:
+            return
+        batch = self._hand_off()
+        self._job = self._executor.submit(self._write, batch)
+
+    def _write(self, batch: WriteBatch) -> None:
+        with self._lock:
+            try:
+                self.db.write(batch)  # RocksDB releases the GIL meanwhile
+            except Exception as ex:
+                self.broken = f"the local store {self.path} refused a write: {type(ex).__name__}: {ex}"
+                raise
+            self.inflight = {}
+
+    def commit(self, finish: Callable[[StoreSection], None]) -> Future[StoreSection]:
+        """Hand every change not yet written to the background thread: one write, a shipped
+        snapshot, then `finish(section)` (the partition's checkpoint file). Blocks only while a
+        write handed off during the tick is still running (milliseconds)."""
+        self.settle()
+        if self.broken is not None:
+            failed: Future[StoreSection] = Future()
+            failed.set_exception(RuntimeError(self.broken))
+            return failed
+        batch = self._hand_off()
         counts = (len(self.captures), len(self.labels))
         names = tuple(n for n in self._names if n is not None)
         self.sequence += 1
@@ -314,17 +375,10 @@ class DiskStore:
 
     def _run(self, batch: WriteBatch, sequence: int, names: tuple[str, ...], counts: tuple[int, int], changed: bool,
              finish: Callable[[StoreSection], None]) -> StoreSection:
-        import time
-
         started = time.perf_counter()
+        if batch.len():
+            self._write(batch)
         with self._lock:
-            try:
-                if batch.len():
-                    self.db.write(batch)  # atomic; RocksDB releases the GIL meanwhile
-            except Exception as ex:
-                self.broken = f"the local store {self.path} refused a write: {type(ex).__name__}: {ex}"
-                raise
-            self.inflight = {}
             last = self.last_section
             try:
                 if changed or last is None:

@@ -97,7 +97,7 @@ def test_a_bad_http_token_is_one_line_without_the_token(monkeypatch: pytest.Monk
         assert value not in message
 
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the repository root: tests/unit/service/ is three levels down
 
 
 @pytest.mark.parametrize(("var", "value", "expected"), [

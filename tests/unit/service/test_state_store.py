@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def arrival(v: Any) -> int:
 
 # -- the table contract, run against both stores ------------------------------------------
 
-@pytest.fixture(params=["memory", "disk"])
+@pytest.fixture(params=["memory", "disk", "disk-streaming"])
 def table(request: pytest.FixtureRequest, site: Site) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryTable(arrival)
@@ -77,7 +78,8 @@ def table(request: pytest.FixtureRequest, site: Site) -> Iterator[Any]:
     stores = site.instance()
     store = DiskStore(stores.directory / "t", lineage="0" * 12, section=None, cache=stores.cache,
                       executor=stores.executor, capture_arrival=arrival, label_arrival=arrival,
-                      shipper=LocationShipper(site.location, "t.store.", "0" * 12, stores.directory))
+                      shipper=LocationShipper(site.location, "t.store.", "0" * 12, stores.directory),
+                      stream_keys=2 if request.param == "disk-streaming" else 10_000)
     t = store.captures
     t.commit = lambda: store.commit(lambda section: None).result()  # type: ignore[attr-defined]
     yield t
@@ -123,10 +125,13 @@ def test_values_encode_as_length_prefixed_elements() -> None:
 
 # -- the join on the disk store -----------------------------------------------------------
 
-def disk_run(site: Site, policy: JoinPolicy = JoinPolicy()) -> Run:
+def disk_run(site: Site, policy: JoinPolicy = JoinPolicy(), stream_keys: int | None = None) -> Run:
     r = Run(policy)
     stores = site.instance()
-    r.pipeline = PartitionPipeline(0, r.pipeline.config, join=JoinState(policy, store=stores.new(0)))
+    store = stores.new(0)
+    if stream_keys is not None:
+        store.stream_keys = stream_keys  # type: ignore[attr-defined]
+    r.pipeline = PartitionPipeline(0, r.pipeline.config, join=JoinState(policy, store=store))
     return r
 
 
@@ -148,8 +153,9 @@ def test_any_interleaving_through_commits_and_moves_equals_batch_join(
             seen.add((m["inference_id"], m["variant"]))
             ordered_caps.append(m)
     site = Site(tmp_path_factory.mktemp("site"))
+    stream_keys = draw.draw(st.sampled_from([1, 3, 10_000]))  # hand-offs during a tick, or none
     try:
-        r = disk_run(site)
+        r = disk_run(site, stream_keys=stream_keys)
         for i, (topic, msg) in enumerate(stream):
             r.send(topic, msg)
             step = draw.draw(st.sampled_from(["go", "go", "go", "tick", "commit", "move"]))
@@ -160,6 +166,7 @@ def test_any_interleaving_through_commits_and_moves_equals_batch_join(
                 site.checkpoint(r.pipeline)
                 if step == "move":  # the partition resumes on another instance from the checkpoint
                     r.pipeline = site.restore(site.instance(), r.pipeline.config)
+                    r.pipeline.join.store.stream_keys = stream_keys  # type: ignore[attr-defined]
         assert r.totals() == as_dict(batch_counts(ordered_caps, labels))
     finally:
         site.close()
@@ -196,6 +203,73 @@ def test_expiry_and_the_cap_work_from_the_time_index(site: Site) -> None:
     r.totals()
     assert r.endpoint_totals("Evicted") + r.endpoint_totals("Expired") == 80
     assert r.endpoint_totals("OrphanLabels") == 1 and r.pipeline.join.pending_captures == 0
+
+
+class GatedShipper:
+    """Ships only once the test opens the gate: the loop runs while a commit is in flight."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.gate = inner, threading.Event()
+
+    def ship(self, db: Any) -> Any:
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self.inner.ship(db)
+
+    def shipped(self, section: Any) -> None:
+        self.inner.shipped(section)
+
+
+def test_the_snapshot_is_the_state_at_the_commit_whatever_is_streamed_meanwhile(site: Site) -> None:
+    r = disk_run(site, stream_keys=1)  # a hand-off at every change when no job is in flight
+    store: Any = r.pipeline.join.store
+    for i in range(300):
+        r.cap({"inference_id": f"a{i}", "endpoint": "ep", "variant": "prod", "timestamp": NOW, "prediction": 1})
+    gated = store.shipper = GatedShipper(store.shipper)
+    state = {"pipeline": r.pipeline.snapshot(), "unsent": {}}
+    job = store.commit(lambda section: site.location.save(NAME, encode({**state, "store": section})))
+    for i in range(300):  # while the commit waits to ship: none of these may reach its snapshot
+        r.cap({"inference_id": f"b{i}", "endpoint": "ep", "variant": "prod", "timestamp": NOW, "prediction": 1})
+        assert r.pipeline.join.store.captures.get("ep", f"b{i}") is not None
+    r.lab({"inference_id": "a7", "label": 1, "timestamp": NOW})
+    gated.gate.set()
+    job.result()
+    for i in range(50):  # the commit is done: these stream into RocksDB, still after the snapshot
+        r.cap({"inference_id": f"c{i}", "endpoint": "ep", "variant": "prod", "timestamp": NOW, "prediction": 1})
+    store.settle()
+    assert len(store.front) < 50 and r.pipeline.join.pending_captures == 650  # some went to RocksDB
+    other = site.restore(site.instance(), r.pipeline.config)
+    assert other.join.pending_captures == 300
+    captures = other.join.store.captures
+    assert all(captures.get("ep", f"a{i}") is not None for i in range(300))
+    assert not any(captures.get("ep", f"{c}{i}") is not None for c in "bc" for i in range(50))
+    assert captures.get("ep", "a7") != r.pipeline.join.store.captures.get("ep", "a7")  # labelled after the commit
+
+
+class RefusingDb:
+    """RocksDB that refuses writes (a full disk), otherwise itself."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def write(self, batch: Any) -> None:
+        raise OSError("IO error: No space left on device")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_refused_write_during_a_tick_fails_the_next_commit_and_loses_no_read(site: Site) -> None:
+    r = disk_run(site, stream_keys=1)
+    store: Any = r.pipeline.join.store
+    real, store.db = store.db, RefusingDb(store.db)
+    for i in range(20):
+        r.cap({"inference_id": f"a{i}", "endpoint": "ep", "variant": "prod", "timestamp": NOW, "prediction": 1})
+    store.settle()
+    assert store.broken is not None and "No space left" in store.broken
+    assert all(store.captures.get("ep", f"a{i}") is not None for i in range(20))
+    with pytest.raises(RuntimeError, match="refused a write"):
+        store.commit(lambda section: None).result()
+    store.db = real
 
 
 # -- shipping ------------------------------------------------------------------------------
