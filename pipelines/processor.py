@@ -6,7 +6,7 @@ are processed by the same PartitionPipeline and its state moves between instance
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,9 +41,10 @@ _CAPTURE_COUNTS: dict[tuple[bool, int | None], tuple[tuple[str, int], ...]] = {
 class WindowSink(Protocol):
     """The sliding-window gauges' side of the fan-out (pipelines.window.SlidingWindow)."""
 
-    def add(self, series: Dimensions, event_ms: int, name: str, value: float = 1.0) -> None: ...
-
-    def add_latency(self, series: Dimensions, event_ms: int, ms: float) -> None: ...
+    def add_many(self, keys: Iterable[Hashable], event_ms: int, counts: Sequence[tuple[str, int]],
+                 latency_ms: float | None = None) -> None:
+        """Each (name, value) of `counts` and, unless None, `latency_ms`, under each of `keys`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,6 @@ class PartitionPipeline:
         self.offsets: dict[str, int] = {}  # topic -> next offset to read
         self.bad_records: Counter[str] = Counter()
         self._dims: dict[Series, list[Dimensions]] = {}
-        # the window's whole fan-out of a capture in one call; any other sink sees each add
-        self._sliding = window if type(window) is SlidingWindow else None
 
     def _window_dimension_sets(self, series: Series) -> list[Dimensions]:
         dims = self._dims.get(series)
@@ -104,29 +103,15 @@ class PartitionPipeline:
     # Sink for the join: counts go to this partition's aggregator and to the shared window,
     # which is keyed by dimension set so base and segment gauges each see their own sample
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
-        self.aggregator.count(series, ts_ms, name, delta)
-        window = self.window
-        if window is not None:
-            dims = self._dims.get(series)
-            if dims is None:
-                dims = self._window_dimension_sets(series)
-            if self._sliding is not None:
-                self._sliding.add_many(dims, ts_ms, ((name, delta),))
-            else:
-                for d in dims:
-                    window.add(d, ts_ms, name, delta)
+        self.count_many(series, ts_ms, ((name, delta),))
 
-    def count_many(self, series: Series, ts_ms: int, items: tuple[tuple[str, int], ...]) -> None:
-        """`count` of each (name, delta) in order, in one call (pipelines.join.Sink)."""
-        sliding = self._sliding
-        if sliding is None and self.window is not None:
-            for name, delta in items:
-                self.count(series, ts_ms, name, delta)
-            return
-        self.aggregator.count_many(series, ts_ms, items)
-        if sliding is not None:
-            dims = self._dims.get(series)
-            sliding.add_many(dims if dims is not None else self._window_dimension_sets(series), ts_ms, items)
+    def count_many(self, series: Series, ts_ms: int, items: Sequence[tuple[str, int]],
+                   latency_ms: float | None = None) -> None:
+        """`count` of each (name, delta) in order and, unless None, one latency, in one call
+        (pipelines.join.Sink)."""
+        self.aggregator.count_many(series, ts_ms, items, latency_ms)
+        if self.window is not None:
+            self.window.add_many(self._window_dimension_sets(series), ts_ms, items, latency_ms)
 
     def submit(
         self, topic: str, raw: bytes, offset: int, now_ms: int,
@@ -172,21 +157,7 @@ class PartitionPipeline:
         series: Series = (cap.endpoint, cap.variant, cap.model_version, self.segments.map(attributes) if attributes else ())
         if not self.join.add_capture(cap, series, now_ms, self):
             return  # a duplicate: counted by the join, not counted again here
-        ts = cap.timestamp_ms
-        items = _CAPTURE_COUNTS[cap.is_error, cap.prediction]
-        window, sliding = self.window, self._sliding
-        if window is None or sliding is not None:
-            self.aggregator.count_many(series, ts, items, cap.latency_ms)
-            if sliding is not None:
-                dims = self._dims.get(series)
-                sliding.add_many(dims if dims is not None else self._window_dimension_sets(series), ts, items, cap.latency_ms)
-            return
-        for name, delta in items:  # any other window: one add at a time, as WindowSink has it
-            self.count(series, ts, name, delta)
-        if cap.latency_ms is not None:
-            self.aggregator.latency(series, ts, cap.latency_ms)
-            for d in self._window_dimension_sets(series):
-                window.add_latency(d, ts, cap.latency_ms)
+        self.count_many(series, cap.timestamp_ms, _CAPTURE_COUNTS[cap.is_error, cap.prediction], cap.latency_ms)
 
     def tick(self, now_ms: int) -> list[Datum]:
         """Expire what waited too long, then drain this partition's counts as datums."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from service.demo.observe import Rate, Row
 
@@ -110,7 +111,15 @@ def write_charts(timeline: Timeline, directory: Path, *, hour_s: float = 1.0) ->
     directory.mkdir(parents=True, exist_ok=True)
     points, markers = timeline.points, timeline.markers
     xlabel = f"seconds since the traffic started (shadow phase: 1 s = {1 / hour_s:g} demo hour(s))"
-    written = []
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        path = directory / name
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
     for metric in ("recall", "precision"):
         fig, ax = plt.subplots(figsize=(10, 5))
         _shadow_span(ax, points)
@@ -121,11 +130,7 @@ def write_charts(timeline: Timeline, directory: Path, *, hour_s: float = 1.0) ->
         ax.set(title=f"{metric} per model version: the daemon's window, with 95 % Wilson bands",
                xlabel=xlabel, ylabel=metric, ylim=(0, 1.05))
         ax.legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
-        path = directory / f"{metric}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        save(fig, f"{metric}.png")
 
     fig, ax = plt.subplots(figsize=(10, 3.5))
     _shadow_span(ax, points)
@@ -135,11 +140,7 @@ def write_charts(timeline: Timeline, directory: Path, *, hour_s: float = 1.0) ->
     ax.set(title="traffic: shadow phase (new model scores every request, serves none), then the linear shift",
            xlabel=xlabel, ylabel="% on the new model", ylim=(-5, 105))
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path = directory / "traffic.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    save(fig, "traffic.png")
 
     fig, ax = plt.subplots(figsize=(10, 5))
     harms = harm_series(points)
@@ -159,9 +160,5 @@ def write_charts(timeline: Timeline, directory: Path, *, hour_s: float = 1.0) ->
            xlabel=xlabel, ylabel="harm, pp (+ = new model worse)", ylim=(low * 100, high * 100))
     ax.title.set_fontsize(10)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path = directory / "comparison.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    save(fig, "comparison.png")
     return written

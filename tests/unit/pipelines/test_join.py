@@ -260,10 +260,9 @@ def message_sets(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, 
     return captures, labels, draw(st.integers(0, 2**32))
 
 
-@settings(max_examples=200, deadline=None)
-@given(message_sets())
-def test_any_interleaving_equals_batch_join(data: tuple[list[dict[str, Any]], list[dict[str, Any]], int]) -> None:
-    captures, labels, seed = data
+def interleaved(captures: list[dict[str, Any]], labels: list[dict[str, Any]],
+                seed: int) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """(one shuffled stream of both topics, the captures the batch join counts)."""
     rng = random.Random(seed)
     stream = [("captures", c) for c in captures] + [("labels", lab) for lab in labels]
     rng.shuffle(stream)
@@ -277,6 +276,14 @@ def test_any_interleaving_equals_batch_join(data: tuple[list[dict[str, Any]], li
         if t == "captures" and (m["inference_id"], m["variant"]) not in seen:
             seen.add((m["inference_id"], m["variant"]))
             ordered_caps.append(m)
+    return stream, ordered_caps
+
+
+@settings(max_examples=200, deadline=None)
+@given(message_sets())
+def test_any_interleaving_equals_batch_join(data: tuple[list[dict[str, Any]], list[dict[str, Any]], int]) -> None:
+    captures, labels, seed = data
+    stream, ordered_caps = interleaved(captures, labels, seed)
     r = Run()
     for i, (topic, msg) in enumerate(stream):
         r.send(topic, msg)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import pytest
 
-from pipelines.datum import Dimensions
 from pipelines.parse import MAX_LATENCY_MS, parse_capture
 from pipelines.processor import PROCESSING_FAILED, PartitionPipeline, PipelineConfig
 from pipelines.records import BadRecord, Capture
@@ -47,11 +47,10 @@ def test_timestamps_before_1970_are_bad_input() -> None:
 class ExplodingWindow:
     """A later stage that fails on one record: what an unforeseen bug looks like."""
 
-    def add(self, series: Dimensions, event_ms: int, name: str, value: float = 1.0) -> None:
-        if name == "Errors":
+    def add_many(self, keys: Iterable[Hashable], event_ms: int, counts: Sequence[tuple[str, int]],
+                 latency_ms: float | None = None) -> None:
+        if any(name == "Errors" for name, _ in counts):
             raise OverflowError("math range error")
-
-    def add_latency(self, series: Dimensions, event_ms: int, ms: float) -> None: ...
 
 
 def test_an_exception_after_parsing_becomes_a_dead_letter_not_a_crash() -> None:

@@ -4,7 +4,6 @@ snapshot uploads, what a restore refuses."""
 from __future__ import annotations
 
 import json
-import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from service.checkpoint import LocalDirStore, decode, encode
 from service.state.keys import decode_value, encode_value
 from service.state.stores import DiskStores
 from tests.reference import as_dict, batch_counts
-from tests.unit.pipelines.test_join import NOW, Run, message_sets
+from tests.unit.pipelines.test_join import NOW, Run, interleaved, message_sets
 
 NAME = "g.c.l.p0.ckpt"
 
@@ -141,17 +140,7 @@ def test_any_interleaving_through_commits_and_moves_equals_batch_join(
         tmp_path_factory: pytest.TempPathFactory, data: tuple[list[dict[str, Any]], list[dict[str, Any]], int],
         draw: st.DataObject) -> None:
     captures, labels, seed = data
-    rng = random.Random(seed)
-    stream = [("captures", c) for c in captures] + [("labels", lab) for lab in labels]
-    rng.shuffle(stream)
-    label_order = iter(labels)
-    stream = [(t, next(label_order) if t == "labels" else m) for t, m in stream]
-    seen: set[tuple[str, str]] = set()
-    ordered_caps = []
-    for t, m in stream:
-        if t == "captures" and (m["inference_id"], m["variant"]) not in seen:
-            seen.add((m["inference_id"], m["variant"]))
-            ordered_caps.append(m)
+    stream, ordered_caps = interleaved(captures, labels, seed)
     site = Site(tmp_path_factory.mktemp("site"))
     stream_keys = draw.draw(st.sampled_from([1, 3, 10_000]))  # hand-offs during a tick, or none
     try:
