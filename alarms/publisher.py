@@ -167,6 +167,7 @@ class Publisher:
         self._counters = _Counters()
         self._rejections: deque[tuple[tuple[str, ...], str]] = deque(maxlen=max_rejections_kept)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # flush now, not at the next interval
         self._thread: threading.Thread | None = None
 
     # -- buffer ---------------------------------------------------------------------------
@@ -561,20 +562,31 @@ class Publisher:
 
     # -- background -----------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Have the background thread flush now rather than at its next interval (the daemon
+        calls it once a tick's checkpoint released datums, so they do not wait up to an interval)."""
+        self._wake.set()
+
     def start_background(self, interval_s: float) -> None:
-        """Flush every ``interval_s`` seconds in a daemon thread; each flush ends by the next tick."""
+        """Flush every ``interval_s`` seconds in a daemon thread, and on :meth:`wake`; each flush
+        ends by the next interval."""
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("the publisher's background thread is already running")
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(
             target=self._run, args=(interval_s,), name="rollguard-publisher", daemon=True
         )
         self._thread.start()
 
     def _run(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
+        while True:
+            self._wake.wait(interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self._flush(self._clock.now_ms() + int(interval_s * 1000), abort=self._stop)
             except Exception as exc:  # noqa: BLE001 - the flusher thread must outlive any bug
@@ -589,6 +601,7 @@ class Publisher:
         call :meth:`flush` for a final drain.
         """
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is None:
             return True

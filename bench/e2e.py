@@ -138,14 +138,16 @@ class Bench:
 
     # -- 2: freshness --------------------------------------------------------------------------
     def freshness(self, rate: int, workers: int) -> dict[str, Any]:
-        """A moto server of its own when the bench started moto: moto scans every datum it holds
-        on each read (in Python, on the cores the daemon uses), so the backlog runs' datums would
-        slow the reads that measure freshness."""
+        """A moto server of its own when the bench started moto, and one whose reads scan only the
+        series they ask for (bench/moto_indexed.py): stock moto scans every datum it holds, once
+        per period, on each read, in Python on the cores the daemon uses. At 20,000 events/s the
+        marker polls alone then took most of a core and delayed the PutMetricData calls being
+        timed (bench/RESULTS.md, section 7). PutMetricData and the HTTP API are moto's own."""
         if self.args.aws is not None:
             return self._freshness(rate, workers, self.aws, self.cloudwatch)
-        from service.devstack import start_moto
+        from bench.moto_indexed import start_indexed_moto
 
-        with start_moto() as moto:
+        with start_indexed_moto() as moto:
             return self._freshness(rate, workers, moto.endpoint_url, CloudWatch(moto.endpoint_url))
 
     def _freshness(self, rate: int, workers: int, aws: str, cloudwatch: CloudWatch) -> dict[str, Any]:
@@ -255,6 +257,10 @@ class Load:
         close()
 
     def stop(self) -> float:
+        """Events/s it produced; 0 when it never started (the daemon was not ready), so the error
+        that stopped the run is the one reported."""
+        if not self._started:
+            return 0.0
         elapsed = time.monotonic() - self._started
         self._stop.set()
         self._thread.join(30)

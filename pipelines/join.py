@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from pipelines import metrics as m
 from pipelines.pending import Endpoint, MemoryStore, PendingStore
@@ -62,13 +62,15 @@ JOIN_SNAPSHOT_VERSION = 2
 def _key(inference_id: str) -> Key:
     """A canonical lowercase UUID (the common inference id) is kept as its 16 bytes, which
     saves ~36 bytes per pending join; any other id is kept as it is. Only the exact canonical
-    form is converted, so two different id strings never share a key."""
+    form is converted, so two different id strings never share a key (`bytes.fromhex` skips
+    spaces, so a result short of 16 bytes is no UUID)."""
     if len(inference_id) == 36 and inference_id[8] == inference_id[13] == inference_id[18] == inference_id[23] == "-" \
             and inference_id == inference_id.lower():
         try:
-            return bytes.fromhex(inference_id.replace("-", ""))
+            key = bytes.fromhex(inference_id.replace("-", ""))
         except ValueError:
             return inference_id
+        return key if len(key) == 16 else inference_id
     return inference_id
 
 
@@ -220,6 +222,7 @@ class JoinState:
         self._labels = self.store.labels
         # per endpoint with a delayed implicit label: arrival second up to which it is applied
         self.implicit_upto: dict[str, int] = {}
+        self._keys: dict[str, Key] = {}  # the last `prefetch`'s keys (a pure function of the id)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -235,7 +238,7 @@ class JoinState:
         sid = self.registry.intern(series)
         if sid > _SID_MASK:
             raise OverflowError(f"more than {MAX_SERIES} series in one partition; lower the segment cap")
-        key = _key(cap.inference_id)
+        key = self._keys.get(cap.inference_id) or _key(cap.inference_id)
         old = self._captures.get(cap.endpoint, key)
         elems = _elements(old) if old is not None else ()
         for e in elems:
@@ -269,10 +272,37 @@ class JoinState:
         self._enforce_cap(now_ms, sink)
         return True
 
+    def prefetch(self, captures: Sequence[Capture], labels: Sequence[Label]) -> None:
+        """Tell the store which ids the next `add_capture` and `add_label` calls will look up,
+        before they come (a store on disk then reads them in one go instead of one by one).
+        The keys are made only if the store reads them, and are kept for those calls."""
+        keys = self._keys = {}
+
+        def key(inference_id: str) -> Key:
+            k = keys.get(inference_id)
+            if k is None:
+                k = keys[inference_id] = _key(inference_id)
+            return k
+
+        def capture_keys() -> Iterator[tuple[Endpoint, Key]]:
+            for c in captures:
+                yield c.endpoint, key(c.inference_id)
+            held = self._captures.endpoints() if any(lab.endpoint is None for lab in labels) else []
+            for lab in labels:
+                for ep in ([lab.endpoint] if lab.endpoint is not None else held):
+                    yield ep, key(lab.inference_id)
+
+        def label_keys() -> Iterator[tuple[Endpoint, Key]]:
+            for c in captures:  # a label that came first, for its endpoint or for none
+                yield c.endpoint, key(c.inference_id)
+                yield None, key(c.inference_id)
+
+        self.store.prefetch(capture_keys(), label_keys())
+
     def add_label(self, label: Label, now_ms: int, sink: Sink) -> None:
         """Join one label with every capture of its id, or keep it until its capture comes."""
         self.stats.labels += 1
-        key = _key(label.inference_id)
+        key = self._keys.get(label.inference_id) or _key(label.inference_id)
         endpoints = [label.endpoint] if label.endpoint is not None else self._captures.endpoints()
         for endpoint in endpoints:
             entry = self._captures.get(endpoint, key)

@@ -15,7 +15,7 @@ entry's arrival second from the `arrival` function it is given, never from its o
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 Key = str | bytes
@@ -76,6 +76,11 @@ class PendingStore(Protocol):
     @property
     def inline(self) -> bool:
         """True when the partition's checkpoint must hold the pending entries itself."""
+        ...
+
+    def prefetch(self, captures: Iterable[tuple[Endpoint, Key]], labels: Iterable[tuple[Endpoint, Key]]) -> None:
+        """A hint: these keys of each table are about to be read (a store on disk reads them in
+        one go). Changes nothing a read returns."""
         ...
 
 
@@ -169,3 +174,6 @@ class MemoryStore:
     def __init__(self, capture_arrival: Callable[[int | tuple[int, ...]], int], label_arrival: Callable[[int], int]) -> None:
         self.captures: MemoryTable[int | tuple[int, ...]] = MemoryTable(capture_arrival)
         self.labels: MemoryTable[int] = MemoryTable(label_arrival)
+
+    def prefetch(self, captures: Iterable[tuple[Endpoint, Key]], labels: Iterable[tuple[Endpoint, Key]]) -> None:
+        """Nothing to read ahead in memory."""

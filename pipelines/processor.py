@@ -19,7 +19,7 @@ from pipelines.comparison.tally import ComparisonTally
 from pipelines.join import CODEC, JoinPolicy, JoinState
 from pipelines.parse import ParseLimits, parse_capture, parse_label
 from pipelines.pending import PendingStore
-from pipelines.records import BadRecord, Capture, Source
+from pipelines.records import BadRecord, Capture, Label, Source
 from pipelines.datum import Dimensions
 from pipelines.series import NameCap, SegmentCap, Series, dimension_sets
 from pipelines.window import SlidingWindow
@@ -28,6 +28,9 @@ SNAPSHOT_VERSION = 1
 #: the reason code of a record that parsed but tripped a later stage (a bug, never a crash)
 PROCESSING_FAILED = "processing_failed"
 
+
+#: one record of a poll batch: (value, offset, headers, record timestamp in ms)
+Row = tuple[bytes, int, Mapping[str, bytes] | None, int | None]
 
 #: (is_error, prediction) -> the counts a new capture adds, in this order
 _CAPTURE_COUNTS: dict[tuple[bool, int | None], tuple[tuple[str, int], ...]] = {
@@ -118,34 +121,71 @@ class PartitionPipeline:
         headers: Mapping[str, bytes] | None = None, record_ts_ms: int | None = None,
     ) -> BadRecord | None:
         """Process one record; returns the BadRecord to dead-letter, if it was bad."""
-        config = self.config
-        if topic != config.captures_topic and topic != config.labels_topic:
-            raise ValueError(f"topic {topic!r} is neither the captures nor the labels topic")
+        parsed = self._parse(self._is_captures(topic), raw, now_ms, headers, record_ts_ms)
         self.offsets[topic] = offset + 1
+        return self._apply(topic, raw, offset, now_ms, parsed)
+
+    def submit_many(self, topic: str, rows: Sequence[Row], now_ms: int) -> list[tuple[int, BadRecord]]:
+        """`submit` of each row of one topic in order, having parsed them all first so the join
+        can read ahead the ids they look up (`JoinState.prefetch`): (index, BadRecord) of the bad."""
+        captures = self._is_captures(topic)
+        parsed = [self._parse(captures, raw, now_ms, headers, ts) for raw, _, headers, ts in rows]
+        try:
+            if captures:
+                self.join.prefetch([c for c in parsed if isinstance(c, Capture)], ())
+            else:
+                self.join.prefetch((), [lab for lab in parsed if isinstance(lab, Label)])
+        except Exception:  # noqa: BLE001 - a hint: each record's own reads report what is wrong
+            pass
+        bad: list[tuple[int, BadRecord]] = []
+        for i, ((raw, offset, _, _), record) in enumerate(zip(rows, parsed)):
+            self.offsets[topic] = offset + 1
+            out = self._apply(topic, raw, offset, now_ms, record)
+            if out is not None:
+                bad.append((i, out))
+        return bad
+
+    def _is_captures(self, topic: str) -> bool:
+        if topic == self.config.captures_topic:
+            return True
+        if topic != self.config.labels_topic:
+            raise ValueError(f"topic {topic!r} is neither the captures nor the labels topic")
+        return False
+
+    def _parse(self, captures: bool, raw: bytes, now_ms: int, headers: Mapping[str, bytes] | None,
+               record_ts_ms: int | None) -> Capture | Label | tuple[str, str]:
+        """The record, or (reason, detail) of why it is bad."""
+        config = self.config
+        try:
+            if captures:
+                record: Capture | Label | BadRecord = parse_capture(
+                    raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, limits=config.limits,
+                    threshold=config.threshold)
+            else:
+                record = parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, limits=config.limits)
+        except Exception as ex:  # noqa: BLE001
+            return PROCESSING_FAILED, f"{type(ex).__name__}: {ex}".splitlines()[0][:300]
+        return (record.reason, record.detail) if isinstance(record, BadRecord) else record
+
+    def _apply(self, topic: str, raw: bytes, offset: int, now_ms: int,
+               record: Capture | Label | tuple[str, str]) -> BadRecord | None:
         # errors as data along the whole path: whatever a record trips (parse, join, counts)
         # makes it a dead letter, so no record can stop the partition and crash-loop on replay
         try:
-            if topic == config.captures_topic:
-                cap = parse_capture(raw, now_ms=now_ms, headers=headers, record_ts_ms=record_ts_ms, limits=config.limits,
-                                    threshold=config.threshold)
-                if isinstance(cap, BadRecord):
-                    reason, detail = cap.reason, cap.detail
-                else:
-                    refused = self.names.refuse(cap.endpoint, cap.variant, cap.model_version)
-                    if refused is None:
-                        self.add_capture(cap, now_ms)
-                        return None
-                    reason, detail = refused
+            if isinstance(record, tuple):
+                reason, detail = record
+            elif isinstance(record, Capture):
+                refused = self.names.refuse(record.endpoint, record.variant, record.model_version)
+                if refused is None:
+                    self.add_capture(record, now_ms)
+                    return None
+                reason, detail = refused
             else:
-                label = parse_label(raw, now_ms=now_ms, record_ts_ms=record_ts_ms, limits=config.limits)
-                if isinstance(label, BadRecord):
-                    reason, detail = label.reason, label.detail
-                else:
-                    refused = self.names.refuse_endpoint(label.endpoint)
-                    if refused is None:
-                        self.join.add_label(label, now_ms, self)
-                        return None
-                    reason, detail = refused
+                refused = self.names.refuse_endpoint(record.endpoint)
+                if refused is None:
+                    self.join.add_label(record, now_ms, self)
+                    return None
+                reason, detail = refused
         except Exception as ex:  # noqa: BLE001
             reason, detail = PROCESSING_FAILED, f"{type(ex).__name__}: {ex}".splitlines()[0][:300]
         # a good record never needs its source, so it is made for dead letters only

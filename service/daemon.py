@@ -65,6 +65,7 @@ class Publisher(Protocol):
     def pending(self) -> list[str]: ...
     def discard(self, batch_ids: Iterable[str]) -> Any: ...
     def flush(self, deadline_ms: int | None = None) -> Any: ...
+    def wake(self) -> None: ...
     def buffered_datums(self) -> int: ...
 
 
@@ -302,14 +303,15 @@ class Daemon:
                 expected = pipeline.offsets.get(tp.topic)
                 if expected is not None and records[0].offset != expected:
                     log.warning("%s[%d]: read offset %d, expected %d", tp.topic, tp.partition, records[0].offset, expected)
+                rows = []
                 for rec in records:
                     try:
                         headers = dict(rec.headers or ())
                     except (TypeError, ValueError):  # headers that are not (key, value) pairs
                         headers = {}
-                    bad = pipeline.submit(tp.topic, rec.value or b"", rec.offset, now, headers, rec.timestamp)
-                    if bad is not None:
-                        self.dead_letters.send(bad, rec.key)
+                    rows.append((rec.value or b"", rec.offset, headers, rec.timestamp))
+                for i, bad in pipeline.submit_many(tp.topic, rows, now):
+                    self.dead_letters.send(bad, records[i].key)
                 self.stats.records += len(records)
 
     def skip_corrupt(self, tp: Any, offset: int, error: BaseException) -> None:
@@ -331,6 +333,7 @@ class Daemon:
             self._tick(sorted(self.slots))
             self._heartbeat()
             self.tick_due.clear()
+        self.publisher.wake()  # what the tick released goes out now, not at the flusher's next interval
         self._commit()
 
     def _heartbeat(self) -> None:
@@ -439,6 +442,7 @@ class Daemon:
     def _settle(self, partitions: Iterable[int] | None = None, wait: bool = False) -> None:
         """Finish the background checkpoints (disk store) that are done, or all when `wait`:
         release what they hold, or hold on (and retry at the next tick) when one failed."""
+        released = False
         for p in sorted(self.slots) if partitions is None else partitions:
             slot = self.slots.get(p)
             c = slot.commit if slot is not None else None
@@ -457,8 +461,11 @@ class Daemon:
             slot.failed = False
             self._checkpointed(p, slot, c.unsent)
             self._release(slot, c.batches, c.offsets)
+            released = True
             if not any(s.failed for s in self.slots.values()):
                 self.hold = None
+        if released and all(s.commit is None for s in self.slots.values()):
+            self.publisher.wake()  # the tick's last checkpoint is written: its datums go out in full requests
 
     def _checkpointed(self, partition: int, slot: Slot, unsent: set[str]) -> None:
         self.stats.checkpoints += 1

@@ -32,12 +32,14 @@ class MotoServer(StopsOnExit):
             self.workdir = None
 
 
-def start_moto(*, timeout_s: float = 30.0, port: int | None = None) -> MotoServer:
-    """Start `python -m moto.server` on loopback `port` (default: a free one); return once it answers HTTP."""
+def start_moto(*, timeout_s: float = 30.0, port: int | None = None, script: str | None = None) -> MotoServer:
+    """Start `python -m moto.server` on loopback `port` (default: a free one); return once it answers HTTP.
+
+    `script`: a Python file to run instead, taking moto.server's arguments (bench/moto_indexed.py)."""
     workdir = Path(tempfile.mkdtemp(prefix="rollguard-moto-"))
     port = free_port() if port is None else port
-    process = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                     workdir / "moto.log")
+    server_argv = [script] if script is not None else ["-m", "moto.server"]
+    process = spawn([sys.executable, *server_argv, "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log")
     server = MotoServer(f"http://127.0.0.1:{port}", pid=process.pid, workdir=workdir, _process=process)
     deadline = time.monotonic() + timeout_s
     try:

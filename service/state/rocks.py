@@ -1,8 +1,10 @@
 """A partition's pending joins in RocksDB on local disk (`pipelines.pending.PendingStore`).
 
-Every change goes to an in-memory front (the values, for reads) and to a WriteBatch (the bytes).
-During a tick, each time the front holds `STREAM_KEYS` keys and no background job is in
-flight, both are handed to the background thread, which writes the batch: RocksDB then holds
+Every change goes to an in-memory front (each key's latest value, None for gone; for reads) and
+its time-index entries to a WriteBatch. During a tick, each time the front holds `STREAM_KEYS`
+keys and no background job is in flight, both are handed to the background thread, which adds
+the front's values to the batch (encoded once per key, however often it changed) and writes it:
+RocksDB then holds
 changes newer than the last checkpoint, which is safe because local files are a cache (a
 partition always restores from the state location). `commit` hands over the remainder: one
 write of it, then a RocksDB checkpoint shipped to the state location (service/state/ship.py),
@@ -10,7 +12,7 @@ then `finish` writes the partition's checkpoint file. Nothing is handed over whi
 flight, and jobs of one store run one at a time, so no write reaches RocksDB between the
 commit's write and its snapshot: the shipped snapshot is exactly the state at the tick that
 committed, whatever the loop does meanwhile. Reads look at the front, then at the batch in
-flight, then at RocksDB.
+flight, then at RocksDB (whose answers for a poll batch's ids are read ahead in one MultiGet).
 
 The front is also the cache of the hottest keys: a shadow capture or a duplicate finds its id
 there. Later labels find it in RocksDB, where bloom filters (the memtables' too) answer most
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -40,7 +42,7 @@ _REWRITE_CHUNK = 100_000
 # soon after their capture, shadows), small enough that a commit finds little left to write
 # (bench/README.md: 50,000 against 10,000 took the disk store from 56-67 % to 83-99 % of the memory
 # store's throughput, the tick checkpoint after 1.2 M events from 0.15-0.37 s to 0.56-0.65 s)
-STREAM_KEYS = 50_000  # keys in the front (1-2 batch operations each, ~150 bytes)
+STREAM_KEYS = 50_000  # keys in the front (1-3 batch operations each, ~150 bytes)
 
 
 def _ranged(upper: bytes) -> ReadOptions:
@@ -117,9 +119,22 @@ class DiskTable(Generic[V]):
         if v is _MISSING:
             v = store.inflight.get(pk, _MISSING)
             if v is _MISSING:
-                raw = store.db.get(pk)
+                raw = store.prefetched.get(pk, _MISSING)
+                if raw is _MISSING:
+                    raw = store.db.get(pk)
                 v = None if raw is None else k.decode_value(raw)
         return v
+
+    def wanted(self, keys: Iterable[tuple[Endpoint, Key]], out: list[bytes]) -> None:
+        """Append to `out` the primary keys of `keys` that only RocksDB can answer (`prefetch`)."""
+        if not self._n:
+            return
+        store = self.store
+        front, inflight = store.front, store.inflight
+        for endpoint, key in keys:
+            where = self._primary(endpoint, key)
+            if where is not None and where[0] not in front and where[0] not in inflight:
+                out.append(where[0])
 
     def get(self, endpoint: Endpoint, key: Key) -> V | None:
         if not self._n:  # nothing held anywhere (pending labels often): no lookup
@@ -133,7 +148,6 @@ class DiskTable(Generic[V]):
         store = self.store
         front = store.front
         front[pk] = value
-        store.batch.put(pk, k.encode_value(value))  # type: ignore[arg-type]
         store.batch.put(k.time_key(self.time_kind, ep, arrival, ident), b"")
         store.changed = True
         self._fresh.setdefault(ep, {})[pk] = arrival
@@ -149,14 +163,12 @@ class DiskTable(Generic[V]):
     def _set(self, pk: bytes, value: V) -> None:
         store = self.store
         store.front[pk] = value
-        store.batch.put(pk, k.encode_value(value))  # type: ignore[arg-type]
         store.changed = True
 
     def _drop(self, pk: bytes, ep: bytes, value: V) -> None:
         store = self.store
         store.front[pk] = None
         store.changed = True
-        store.batch.delete(pk)
         store.batch.delete(k.time_key(self.time_kind, ep, self.arrival(value), pk[3:]))
         fresh = self._fresh.get(ep)
         if fresh:
@@ -240,6 +252,7 @@ class DiskTable(Generic[V]):
             return
         store = self.store
         store.settle()
+        store.prefetched = {}  # written straight into RocksDB below
         prefix = self.kind + ep
         for pk in [pk for pk in store.front if pk.startswith(prefix)]:
             if store.front[pk] is not None:
@@ -296,6 +309,7 @@ class DiskStore:
         self._ids[None] = k.endpoint_bytes(k.NO_ENDPOINT)
         self.front: dict[bytes, Any] = {}
         self.inflight: dict[bytes, Any] = {}
+        self.prefetched: dict[bytes, bytes | None] = {}  # raw RocksDB answers (`prefetch`)
         self.batch = WriteBatch(raw_mode=True)
         self._job: Future[Any] | None = None  # a write (None) or a commit (StoreSection)
         self._lock = threading.Lock()
@@ -330,7 +344,24 @@ class DiskStore:
             except Exception:  # noqa: BLE001 - reported by whoever holds the future
                 pass
 
+    def prefetch(self, captures: Iterable[tuple[Endpoint, Key]], labels: Iterable[tuple[Endpoint, Key]]) -> None:
+        """Read the keys a poll batch is about to look up in one RocksDB MultiGet (about half the
+        cost of a point read each), keeping the raw answers until the next prefetch or hand-off.
+
+        Only keys neither the front nor the in-flight write holds are read: anything else has no
+        change RocksDB lacks, so the answer stays right until the next hand-off (where a change
+        made since, held in the front, moves to the in-flight write and then into RocksDB)."""
+        pks: list[bytes] = []
+        self.captures.wanted(captures, pks)
+        self.labels.wanted(labels, pks)
+        if pks:
+            pks = list(dict.fromkeys(pks))  # a shadow capture's id is its production capture's
+            self.prefetched = dict(zip(pks, self.db.get(pks)))  # type: ignore[arg-type]  # the stub: one key or a list
+        else:
+            self.prefetched = {}
+
     def _hand_off(self) -> WriteBatch:
+        self.prefetched = {}
         batch, self.batch = self.batch, WriteBatch(raw_mode=True)
         self.inflight, self.front = self.front, {}
         self.captures.handed_off()
@@ -344,11 +375,18 @@ class DiskStore:
         if (job is not None and not job.done()) or self.broken is not None:
             return
         batch = self._hand_off()
-        self._job = self._executor.submit(self._write, batch)
+        self._job = self._executor.submit(self._write, batch, self.inflight)
 
-    def _write(self, batch: WriteBatch) -> None:
+    def _write(self, batch: WriteBatch, values: dict[bytes, Any]) -> None:
+        """Write the time index's changes in `batch` and the handed-off front's `values` (each
+        key's last value, None for gone: a key changed three times in a tick is encoded once)."""
         with self._lock:
             try:
+                for pk, value in values.items():
+                    if value is None:
+                        batch.delete(pk)
+                    else:
+                        batch.put(pk, k.encode_value(value))
                 self.db.write(batch)  # RocksDB releases the GIL meanwhile
             except Exception as ex:
                 self.broken = f"the local store {self.path} refused a write: {type(ex).__name__}: {ex}"
@@ -369,15 +407,15 @@ class DiskStore:
         names = tuple(n for n in self._names if n is not None)
         self.sequence += 1
         changed, self.changed = self.changed, False
-        job = self._executor.submit(self._run, batch, self.sequence, names, counts, changed, finish)
+        job = self._executor.submit(self._run, batch, self.inflight, self.sequence, names, counts, changed, finish)
         self._job = job
         return job
 
-    def _run(self, batch: WriteBatch, sequence: int, names: tuple[str, ...], counts: tuple[int, int], changed: bool,
-             finish: Callable[[StoreSection], None]) -> StoreSection:
+    def _run(self, batch: WriteBatch, values: dict[bytes, Any], sequence: int, names: tuple[str, ...],
+             counts: tuple[int, int], changed: bool, finish: Callable[[StoreSection], None]) -> StoreSection:
         started = time.perf_counter()
-        if batch.len():
-            self._write(batch)
+        if batch.len() or values:
+            self._write(batch, values)
         with self._lock:
             last = self.last_section
             try:

@@ -529,3 +529,18 @@ def test_each_refused_datum_is_handed_on_so_the_daemon_can_dead_letter_it() -> N
     h.publisher.enqueue("tick-1", [scalar(1), scalar(2, name="Poison"), scalar(3)])
     assert h.publisher.flush().complete
     assert [name for name, _ in refused] == ["Poison"] and "InvalidParameterValue" in refused[0][1]
+
+
+def test_wake_flushes_now_rather_than_at_the_next_interval() -> None:
+    h = Harness(FakeClient())
+    h.publisher.start_background(3600)  # the interval alone would not flush within the test
+    try:
+        h.publisher.enqueue("tick-1", [scalar(1)])
+        h.publisher.wake()
+        for _ in range(500):
+            if h.client.entries():
+                break
+            threading.Event().wait(0.01)
+        assert [e["Value"] for e in h.client.entries()] == [1.0]
+    finally:
+        assert h.publisher.stop(timeout_s=5)  # stop wakes the thread too: it does not wait an hour

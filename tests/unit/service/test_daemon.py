@@ -42,6 +42,7 @@ class FakePublisher:
         self.on_sent: Any = None
         self.buffered = 0
         self.heartbeats: list[Any] = []
+        self.wakes = 0
 
     def enqueue(self, batch_id: str, datums: Any) -> None:
         if batch_id.startswith("heartbeat-"):
@@ -53,6 +54,7 @@ class FakePublisher:
         for b in batch_ids:
             self.queue.pop(b, None)
     def buffered_datums(self) -> int: return self.buffered
+    def wake(self) -> None: self.wakes += 1
 
     def flush(self, deadline_ms: int | None = None) -> None:
         done = list(self.queue)

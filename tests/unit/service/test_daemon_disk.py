@@ -74,9 +74,11 @@ def test_datums_are_published_once_the_background_checkpoint_is_written(site: An
     d.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
     d.process({TP("captures", 0): [capture(1, 0), capture(2, 1)]})
     d.tick()
+    assert not pub.queue and pub.wakes == 1
     d._settle(wait=True)  # what the loop does once the background write is done
     state = decode(location.files[CKPT], "p0")
     assert list(state["unsent"]) == list(pub.queue) and pub.queue
+    assert pub.wakes == 2  # released: the publisher is told to send now
     assert state["pipeline"]["join"]["captures"] == {}  # the pending joins are in the store's files
     assert state["store"].captures == 2 and all(f.object in location.files for f in state["store"].files)
     assert d.slots[0].checkpointed == {"captures": 2}

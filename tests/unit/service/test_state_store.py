@@ -145,8 +145,13 @@ def test_any_interleaving_through_commits_and_moves_equals_batch_join(
     stream_keys = draw.draw(st.sampled_from([1, 3, 10_000]))  # hand-offs during a tick, or none
     try:
         r = disk_run(site, stream_keys=stream_keys)
-        for i, (topic, msg) in enumerate(stream):
-            r.send(topic, msg)
+        i = 0
+        while i < len(stream):  # poll batches of one topic, each read ahead in one MultiGet
+            size, topic, msgs = draw.draw(st.integers(1, 5)), stream[i][0], []
+            while i < len(stream) and len(msgs) < size and stream[i][0] == topic:
+                msgs.append(stream[i][1])
+                i += 1
+            r.send_many(topic, msgs)
             step = draw.draw(st.sampled_from(["go", "go", "go", "tick", "commit", "move"]))
             if step == "tick":
                 r.datums += r.pipeline.tick(r.now)
@@ -259,6 +264,48 @@ def test_a_refused_write_during_a_tick_fails_the_next_commit_and_loses_no_read(s
     with pytest.raises(RuntimeError, match="refused a write"):
         store.commit(lambda section: None).result()
     store.db = real
+
+
+class CountingDb:
+    """RocksDB that counts point reads, otherwise itself."""
+
+    def __init__(self, db: Any) -> None:
+        self.db, self.point_reads = db, 0
+
+    def get(self, key: Any) -> Any:
+        if not isinstance(key, list):
+            self.point_reads += 1
+        return self.db.get(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_read_ahead_answers_reads_until_a_change_or_hand_off_makes_it_stale(site: Site) -> None:
+    store: Any = site.instance().new(0)
+    t = store.captures
+    for i in range(4):
+        t.add("ep", f"id{i}", (i << 8) | 1)
+    store.commit(lambda section: None).result()
+    real = store.db
+    store.db = db = CountingDb(real)
+    try:
+        store.prefetch([("ep", f"id{i}") for i in range(4)] + [("ep", "missing"), ("nowhere", "id0")], [])
+        assert t.get("ep", "id0") == 1 and t.get("ep", "missing") is None and db.point_reads == 0
+        assert t.remove("ep", "id1") == (1 << 8) | 1 and t.get("ep", "id1") is None  # the front answers
+        t.replace("ep", "id2", (2 << 8) | 3)
+        store.stream()  # the changes go to RocksDB: the read-ahead is forgotten, not trusted
+        store.settle()
+        assert t.get("ep", "id1") is None and t.get("ep", "id2") == (2 << 8) | 3 and db.point_reads == 2
+        store.prefetch([("ep", "id3")], [])
+        t.rewrite("ep", lambda v: v | 0x80)  # straight into RocksDB
+        assert t.get("ep", "id3") == (3 << 8) | 0x81
+        t.add("ep", "new", 5 << 8)
+        store.prefetch([("ep", "new"), ("ep", "id0")], [])  # a key the front holds is not read
+        pk = t._primary("ep", "id0")[0]
+        assert list(store.prefetched) == [pk] and store.prefetched[pk] == real.get(pk)
+    finally:
+        store.db = real
 
 
 # -- shipping ------------------------------------------------------------------------------
