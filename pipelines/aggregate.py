@@ -26,11 +26,7 @@ class Aggregator:
         self._coarse: set[tuple[int, Series]] = set()  # latency keys already on the grid
 
     def count(self, series: Series, ts_ms: int, name: str, delta: int = 1) -> None:
-        key = (ts_ms - ts_ms % self.tick_ms, series)
-        counts = self._counts.get(key)
-        if counts is None:
-            counts = self._counts[key] = {}
-        counts[name] = counts.get(name, 0) + delta
+        self.count_many(series, ts_ms, ((name, delta),))
 
     def count_many(self, series: Series, ts_ms: int, items: Iterable[tuple[str, int]], latency_ms: float | None = None) -> None:
         """`count` for several metrics of one series and time, then `latency` unless None."""

@@ -83,6 +83,17 @@ class Sink(Protocol):
         ...
 
 
+def _count_all(sink: Sink, series: Series, ts_ms: int, items: tuple[tuple[str, int], ...]) -> None:
+    """`sink.count` of each (name, delta) in order, in one call when the sink has `count_many`
+    (PartitionPipeline: a label's hot path)."""
+    many = getattr(sink, "count_many", None)
+    if many is not None:
+        many(series, ts_ms, items)
+        return
+    for name, delta in items:
+        sink.count(series, ts_ms, name, delta)
+
+
 _AGREED = ((m.SHADOW_COMPARISONS, 1), (m.SHADOW_AGREEMENTS, 1))
 _DISAGREED = ((m.SHADOW_COMPARISONS, 1), (m.SHADOW_AGREEMENTS, 0))
 
@@ -379,12 +390,7 @@ class JoinState:
 
     # -- internals --------------------------------------------------------------------------
     def _outcome(self, series: Series, pred: int, label: int, ts_ms: int, delta: int, sink: Sink) -> None:
-        many = getattr(sink, "count_many", None)
-        if many is not None:  # both counts in one call (PartitionPipeline): a label's hot path
-            many(series, ts_ms, ((m.OUTCOMES[(pred, label)], delta), (m.LABELED, delta)))
-            return
-        sink.count(series, ts_ms, m.OUTCOMES[(pred, label)], delta)
-        sink.count(series, ts_ms, m.LABELED, delta)
+        _count_all(sink, series, ts_ms, ((m.OUTCOMES[(pred, label)], delta), (m.LABELED, delta)))
 
     def _compare_shadow(self, elem: int, ts_ms: int, others: tuple[int, ...], sink: Sink) -> None:
         """Shadow vs production on the same id: counted on the shadow's series, at its time."""
@@ -402,13 +408,7 @@ class JoinState:
                     self._agree(o, ((o >> _CTS_SHIFT) & _S34) * 1000, other_pred == pred, sink)
 
     def _agree(self, shadow_elem: int, ts_ms: int, agree: bool, sink: Sink) -> None:
-        series = self.registry[(shadow_elem >> _SID_SHIFT) & _SID_MASK]
-        many = getattr(sink, "count_many", None)
-        if many is not None:
-            many(series, ts_ms, _AGREED if agree else _DISAGREED)
-            return
-        sink.count(series, ts_ms, m.SHADOW_COMPARISONS, 1)
-        sink.count(series, ts_ms, m.SHADOW_AGREEMENTS, 1 if agree else 0)
+        _count_all(sink, self.registry[(shadow_elem >> _SID_SHIFT) & _SID_MASK], ts_ms, _AGREED if agree else _DISAGREED)
 
     def _relabel(self, elems: tuple[int, ...], label: Label, sink: Sink) -> Entry:
         current = _label_of(elems[0])

@@ -67,7 +67,9 @@ class SlidingWindow:
     # -- writing -----------------------------------------------------------------
 
     def _bucket(self, series: Hashable, event_ms: int) -> _Bucket:
-        start = (event_ms // self.bucket_ms) * self.bucket_ms
+        return self._bucket_at(series, (event_ms // self.bucket_ms) * self.bucket_ms)
+
+    def _bucket_at(self, series: Hashable, start: int) -> _Bucket:
         buckets = self._series.get(series)
         if buckets is None:
             buckets = self._series[series] = {}
@@ -99,12 +101,7 @@ class SlidingWindow:
         q = None if latency_ms is None else quantise(latency_ms)
         start = (event_ms // self.bucket_ms) * self.bucket_ms
         for key in keys:
-            buckets = self._series.get(key)
-            if buckets is None:
-                buckets = self._series[key] = {}
-            bucket = buckets.get(start)
-            if bucket is None:
-                bucket = buckets[start] = _Bucket({}, Histogram())
+            bucket = self._bucket_at(key, start)
             counters = bucket.counters
             for name, value in counts:
                 counters[name] = counters.get(name, 0.0) + value

@@ -4,9 +4,8 @@ Every change goes to an in-memory front (each key's latest value, None for gone;
 its time-index entries to a WriteBatch. During a tick, each time the front holds `STREAM_KEYS`
 keys and no background job is in flight, both are handed to the background thread, which adds
 the front's values to the batch (encoded once per key, however often it changed) and writes it:
-RocksDB then holds
-changes newer than the last checkpoint, which is safe because local files are a cache (a
-partition always restores from the state location). `commit` hands over the remainder: one
+RocksDB then holds changes newer than the last checkpoint, which is safe because local files are
+a cache (a partition always restores from the state location). `commit` hands over the remainder: one
 write of it, then a RocksDB checkpoint shipped to the state location (service/state/ship.py),
 then `finish` writes the partition's checkpoint file. Nothing is handed over while a job is in
 flight, and jobs of one store run one at a time, so no write reaches RocksDB between the
@@ -146,19 +145,16 @@ class DiskTable(Generic[V]):
         pk, ep, ident = self._primary(endpoint, key, create=True)  # type: ignore[misc]
         arrival = self.arrival(value)
         store = self.store
-        front = store.front
-        front[pk] = value
+        store.front[pk] = value
         store.batch.put(k.time_key(self.time_kind, ep, arrival, ident), b"")
         store.changed = True
         self._fresh.setdefault(ep, {})[pk] = arrival
         self._n += 1
-        if len(front) >= store.stream_keys:
-            store.stream()
+        store.stream_if_full()
 
     def replace(self, endpoint: Endpoint, key: Key, value: V) -> None:
         self._set(self._primary(endpoint, key, create=True)[0], value)  # type: ignore[index]
-        if len(self.store.front) >= self.store.stream_keys:
-            self.store.stream()
+        self.store.stream_if_full()
 
     def _set(self, pk: bytes, value: V) -> None:
         store = self.store
@@ -184,8 +180,7 @@ class DiskTable(Generic[V]):
         value = self._value(where[0])
         if value is not None:
             self._drop(where[0], where[1], value)
-            if len(self.store.front) >= self.store.stream_keys:
-                self.store.stream()
+            self.store.stream_if_full()
         return value
 
     def _due(self, ep: bytes, after_s: int, upto_s: int | None, skip_taken: bool) -> Any:
@@ -367,6 +362,11 @@ class DiskStore:
         self.captures.handed_off()
         self.labels.handed_off()
         return batch
+
+    def stream_if_full(self) -> None:
+        """`stream` once the front holds `stream_keys` keys (after each change)."""
+        if len(self.front) >= self.stream_keys:
+            self.stream()
 
     def stream(self) -> None:
         """Hand the front to the background thread to be written, unless a job is in flight
