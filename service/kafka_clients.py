@@ -16,7 +16,10 @@ from typing import Any
 from kafka.errors import KafkaTimeoutError
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
+from service import kafka_eof_fix
 from service.settings import KAFKA_PASSWORD_MECHANISMS, Settings
+
+kafka_eof_fix.install()
 
 #: a token is replaced this long before it expires, so a connection never presents a stale one
 TOKEN_REFRESH_MARGIN_MS = 60_000
