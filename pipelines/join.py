@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pipelines import metrics as m
 from pipelines.pending import Endpoint, MemoryStore, PendingStore
@@ -286,29 +286,22 @@ class JoinState:
     def prefetch(self, captures: Sequence[Capture], labels: Sequence[Label]) -> None:
         """Tell the store which ids the next `add_capture` and `add_label` calls will look up,
         before they come (a store on disk then reads them in one go instead of one by one).
-        The keys are made only if the store reads them, and are kept for those calls."""
-        keys = self._keys = {}
-
-        def key(inference_id: str) -> Key:
-            k = keys.get(inference_id)
-            if k is None:
-                k = keys[inference_id] = _key(inference_id)
-            return k
-
-        def capture_keys() -> Iterator[tuple[Endpoint, Key]]:
-            for c in captures:
-                yield c.endpoint, key(c.inference_id)
+        The keys are made only for a store that reads them (not an inline, in-memory one), and
+        are kept for those calls; a label's possible early arrival is read only if some label waits."""
+        if self.store.inline:  # a memory store has nothing to read ahead
+            self._keys = {}
+            return
+        keys = self._keys = {iid: _key(iid) for iid in [c.inference_id for c in captures]
+                             + [lab.inference_id for lab in labels]}
+        capture_keys: list[tuple[Endpoint, Key]] = [(c.endpoint, keys[c.inference_id]) for c in captures]
+        if labels:
             held = self._captures.endpoints() if any(lab.endpoint is None for lab in labels) else []
-            for lab in labels:
-                for ep in ([lab.endpoint] if lab.endpoint is not None else held):
-                    yield ep, key(lab.inference_id)
-
-        def label_keys() -> Iterator[tuple[Endpoint, Key]]:
-            for c in captures:  # a label that came first, for its endpoint or for none
-                yield c.endpoint, key(c.inference_id)
-                yield None, key(c.inference_id)
-
-        self.store.prefetch(capture_keys(), label_keys())
+            capture_keys += [(ep, keys[lab.inference_id]) for lab in labels
+                             for ep in ([lab.endpoint] if lab.endpoint is not None else held)]
+        # a label that came first, for its endpoint or for none
+        label_keys = [(ep, keys[c.inference_id]) for c in captures for ep in (c.endpoint, None)] \
+            if captures and len(self._labels) else []
+        self.store.prefetch(capture_keys, label_keys)
 
     def add_label(self, label: Label, now_ms: int, sink: Sink) -> None:
         """Join one label with every capture of its id, or keep it until its capture comes."""

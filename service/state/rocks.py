@@ -91,6 +91,7 @@ class DiskTable(Generic[V]):
         # per endpoint id: the last index key taken out since the last hand-off (seek past it)
         self._taken: dict[bytes, bytes] = {}
         self._last: tuple[Any, Any, tuple[bytes, bytes, bytes]] = (None, None, (b"", b"", b""))
+        self._prefixes: dict[Endpoint, tuple[bytes, bytes]] = {}
 
     def __len__(self) -> int:
         return self._n
@@ -98,17 +99,24 @@ class DiskTable(Generic[V]):
     def endpoints(self) -> list[Endpoint]:
         return self.store.endpoint_names(self.kind == k.LABEL)
 
+    def _prefix(self, endpoint: Endpoint, create: bool) -> tuple[bytes, bytes] | None:
+        """(kind + endpoint id, endpoint id) of an endpoint not in `_prefixes` yet, which then
+        keeps it (ids never change); None if it has no id (nothing of it is held)."""
+        ep = self.store.endpoint_id(endpoint, create)
+        if ep is None:
+            return None
+        pre = self._prefixes[endpoint] = (self.kind + ep, ep)
+        return pre
+
     def _primary(self, endpoint: Endpoint, key: Key, create: bool = False) -> tuple[bytes, bytes, bytes] | None:
         last = self._last
         if last[0] is key and last[1] == endpoint:  # the join reads a key, then writes it
             return last[2]
-        ep = self.store._ids.get(endpoint)
-        if ep is None:
-            ep = self.store.endpoint_id(endpoint, create)
-            if ep is None:
-                return None
+        pre = self._prefixes.get(endpoint) or self._prefix(endpoint, create)
+        if pre is None:
+            return None
         ident = (b"\x01" + key) if key.__class__ is bytes else k.id_bytes(key)  # type: ignore[operator]
-        where = self.kind + ep + ident, ep, ident
+        where = pre[0] + ident, pre[1], ident
         self._last = (key, endpoint, where)
         return where
 
@@ -116,24 +124,30 @@ class DiskTable(Generic[V]):
         store = self.store
         v = store.front.get(pk, _MISSING)
         if v is _MISSING:
-            v = store.inflight.get(pk, _MISSING)
-            if v is _MISSING:
-                raw = store.prefetched.get(pk, _MISSING)
-                if raw is _MISSING:
-                    raw = store.db.get(pk)
-                v = None if raw is None else k.decode_value(raw)
+            # a key read ahead is in none of the dicts below (`wanted`), and only the front can
+            # have changed since (a hand-off drops the read-ahead)
+            raw = store.prefetched.get(pk, _MISSING)
+            if raw is _MISSING:
+                v = store.inflight.get(pk, _MISSING)
+                if v is not _MISSING:
+                    return v
+                raw = store.db.get(pk)
+            v = None if raw is None else k.decode_value(raw)
         return v
 
     def wanted(self, keys: Iterable[tuple[Endpoint, Key]], out: list[bytes]) -> None:
         """Append to `out` the primary keys of `keys` that only RocksDB can answer (`prefetch`)."""
         if not self._n:
             return
-        store = self.store
+        store, prefixes = self.store, self._prefixes
         front, inflight = store.front, store.inflight
         for endpoint, key in keys:
-            where = self._primary(endpoint, key)
-            if where is not None and where[0] not in front and where[0] not in inflight:
-                out.append(where[0])
+            pre = prefixes.get(endpoint) or self._prefix(endpoint, False)
+            if pre is None:
+                continue
+            pk = pre[0] + ((b"\x01" + key) if key.__class__ is bytes else k.id_bytes(key))  # type: ignore[operator]
+            if pk not in front and pk not in inflight:
+                out.append(pk)
 
     def get(self, endpoint: Endpoint, key: Key) -> V | None:
         if not self._n:  # nothing held anywhere (pending labels often): no lookup
