@@ -457,8 +457,9 @@ def test_background_flusher_and_concurrent_enqueue_deliver_exactly_once() -> Non
     publisher_box: list[Publisher] = []
 
     def fail(i: int, md: list[Entry]) -> Exception | None:
-        # The buffer lock must be free while the network call is in progress.
-        acquired = publisher_box[0]._lock.acquire(blocking=False)
+        # The buffer lock must not be held across the network call. The enqueueing thread may
+        # hold it for a moment, so wait for it: had the flusher kept it, the wait would time out.
+        acquired = publisher_box[0]._lock.acquire(timeout=2)
         if acquired:
             publisher_box[0]._lock.release()
         lock_free_during_calls.append(acquired)
