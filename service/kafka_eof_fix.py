@@ -5,7 +5,9 @@ bytes that the same call read before it. A broker that refuses a SASL login send
 (`SaslAuthenticationFailedError: ... invalid credentials`) and closes the connection; when both
 arrive in one read, the client sees only "socket disconnected", and a wrong password reads as an
 unreachable broker. `install()` makes `_sock_recv` hand such bytes over first and report the
-error on its next call; the read loop then delivers them before it aborts.
+end of the stream on its next call; the read loop then delivers them before it aborts. Only the
+end of the stream is put off: a socket at its end stays readable, so that next call comes at once.
+Any other error aborts as before.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from kafka.net import transport
 
 _PENDING = "_rollguard_pending_error"
+_END_OF_STREAM = "socket disconnected"  # kafka-python's KafkaConnectionError when recv returns b""
 
 
 def _deliver_first(recv: Any) -> Any:
@@ -23,7 +26,7 @@ def _deliver_first(recv: Any) -> Any:
             setattr(self, _PENDING, None)
             return b"", pending
         data, err = recv(self)
-        if data and err is not None:
+        if data and err is not None and err.args == (_END_OF_STREAM,):
             setattr(self, _PENDING, err)
             return data, None
         return data, err

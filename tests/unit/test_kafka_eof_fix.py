@@ -27,6 +27,12 @@ def test_bytes_read_with_the_end_of_the_stream_come_first_and_the_error_next() -
     assert t._sock_recv() == (b"", eof)
 
 
+def test_other_errors_abort_at_once_as_before() -> None:
+    reset = ConnectionError("[Errno 104] Connection reset by peer")
+    t = Scripted((b"partial", reset))
+    assert t._sock_recv() == (b"partial", reset)
+
+
 def test_reads_without_both_pass_through() -> None:
     eof = ConnectionError("socket disconnected")
     t = Scripted((b"abc", None), (b"", eof))
