@@ -401,7 +401,9 @@ class DiskStore:
                         batch.delete(pk)
                     else:
                         batch.put(pk, k.encode_value(value))
-                self.db.write(batch)  # RocksDB releases the GIL meanwhile
+                # rocksdict holds the GIL through a write (0.3.29; only a MultiGet, flush and
+                # compaction release it): the loop waits meanwhile (bench/README.md, "fourth look")
+                self.db.write(batch)
             except Exception as ex:
                 self.broken = f"the local store {self.path} refused a write: {type(ex).__name__}: {ex}"
                 raise
