@@ -7,9 +7,10 @@ measured in the same run (issue 12's targets). Prints one table per target.
    ingestion, zstd); each size then takes 100 k captures and 100 k labels through the join.
    Baseline: the memory store's RSS per pending capture at 1 M, times the size.
 2. Throughput of the core pipeline (parse, join, count; no Kafka) on the same records with the
-   disk store at 30 M pending vs the memory store, on two record sets, each run memory, disk,
-   memory (the machine is shared: the spread is part of the figure). Checkpoints every ~70 k
-   records included.
+   disk store at 30 M pending vs the memory store, on four record sets, each run memory, disk,
+   memory (the machine is shared: the spread is part of the figure), with a tick's checkpoint every
+   ~70 k records. Then four more sets with no checkpoint: the per-record cost alone (a daemon near
+   its limit ticks once per millions of records, so this is its throughput).
 3. Tick cost at 20,000 events/s (a 60 s tick: 1.2 M events) at 1 M and 30 M pending: what the
    loop loses to the checkpoint (the hand-off, plus how much slower it processes events while the
    background write, flush and ship run) and the whole checkpoint's time. Baseline: today's
@@ -61,6 +62,7 @@ EP = "fraud-ep"
 SERIES = [(EP, "v5", "fraud-v5", (("merchant_category", str(m)),)) for m in range(50)]
 SHADOW = [(EP, "v6-shadow", "fraud-v6", (("merchant_category", str(m)),)) for m in range(50)]
 SEEDS = (4, 5, 6, 7)  # the throughput's record sets: four, as one run's figures vary by +-15 % here
+NO_TICK_SEEDS = (8, 9, 10, 11)  # four more, run without a checkpoint
 POLL_BATCH = 500  # records of one partition and topic per submit_many, as a poll hands them over
 
 
@@ -295,10 +297,12 @@ def poll_batches(records: list[tuple[str, bytes]], size: int = POLL_BATCH) -> It
         i = j
 
 
-def throughput(records: list[tuple[str, bytes]], join: J.JoinState | None, location: Any, every: int) -> float:
+def throughput(records: list[tuple[str, bytes]], join: J.JoinState | None, location: Any, every: int | None) -> float:
     """Records/s through parse, join and count, with a daemon tick's checkpoint every `every`
-    records: the memory store writes its whole state; the disk store starts its commit and goes
-    on (the next tick waits for it, as the daemon does); the last one is waited for."""
+    records (none when None): the memory store writes its whole state; the disk store starts its
+    commit and goes on (the next tick waits for it, as the daemon does); the last one is waited for
+    (without checkpoints, its last write)."""
+    every = every or len(records) + 1
     p = PartitionPipeline(0, PipelineConfig(), join=join)
     store: Any = p.join.store
     t = time.perf_counter()
@@ -398,7 +402,7 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
     rows, ticks = [], []
     extra: dict[str, Any] = {}
     record_sets = []
-    for seed in SEEDS:  # sets of their own, so the disk store never sees the same records twice
+    for seed in SEEDS + NO_TICK_SEEDS:  # sets of their own, so the disk store never sees the same records twice
         traffic = generate(sample_n, NOW - 3_600_000, TrafficSpec(duplicate_rate=0.01, correction_rate=0.02), seed=seed)
         record_sets.append([("captures", r) for _, r in traffic.capture_records()]
                            + [("labels", r) for _, r in traffic.label_records()])
@@ -424,14 +428,17 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
         if 4 in targets and size == restore_at:
             extra["restore"] = restore_test(loaded, work)
         if 2 in targets and size == throughput_at:
-            pairs = []
-            for recs in record_sets:  # interleaved: memory, disk, memory on each set
-                mem_a = throughput(recs, None, LocalDirStore(work / "mem"), every)
-                disk = throughput(recs, loaded.join, loaded.location, every)
-                mem_b = throughput(recs, None, LocalDirStore(work / "mem"), every)
-                pairs.append((mem_a, disk, mem_b))
-                print(f"   ... throughput: memory {mem_a:,.0f}, disk {disk:,.0f}, memory {mem_b:,.0f} records/s", flush=True)
-            extra["throughput"] = pairs
+            for name, sets, ev in (("throughput", record_sets[:len(SEEDS)], every),
+                                   ("throughput_no_tick", record_sets[len(SEEDS):], None)):
+                pairs = []
+                for recs in sets:  # interleaved: memory, disk, memory on each set
+                    mem_a = throughput(recs, None, LocalDirStore(work / "mem"), ev)
+                    disk = throughput(recs, loaded.join, loaded.location, ev)
+                    mem_b = throughput(recs, None, LocalDirStore(work / "mem"), ev)
+                    pairs.append((mem_a, disk, mem_b))
+                    print(f"   ... throughput{'' if ev else ' (no checkpoint)'}: memory {mem_a:,.0f}, disk {disk:,.0f}, "
+                          f"memory {mem_b:,.0f} records/s", flush=True)
+                extra[name] = pairs
 
     print("\n1. pending captures in the disk store (one process; RSS of the whole process)")
     print(f"{'pending':>12} {'RSS MB':>8} {'memory store MB':>16} {'disk MB':>8} {'disk B/capture':>15} "
@@ -442,15 +449,16 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
     print(f"   (memory store column: the baseline's {mem_per:.0f} B per capture times the size;"
           f" its rates at {base_n:,}: {mem_insert:,.0f} captures/s, {mem_lookup:,.0f} labels/s)")
     if "throughput" in extra:
-        pairs = extra["throughput"]
-        ratios = sorted(2 * disk / (mem_a + mem_b) for mem_a, disk, mem_b in pairs)
-        print(f"\n2. core pipeline on {len(pairs)} sets of {len(records):,} records each, a checkpoint every {every:,}; "
-              f"memory, disk, memory on each set")
-        for i, (mem_a, disk, mem_b) in enumerate(pairs):
-            print(f"   set {i + 1}: memory store (empty) {mem_a:>9,.0f} and {mem_b:,.0f} records/s; "
-                  f"disk store at {throughput_at:,} pending {disk:>9,.0f} records/s")
-        print(f"   disk / memory (each set's disk run over the mean of its two memory runs): median "
-              f"{statistics.median(ratios):.0%}, range {ratios[0]:.0%}-{ratios[-1]:.0%}")
+        print(f"\n2. core pipeline on sets of {len(records):,} records each; memory, disk, memory on each set")
+        for name, how in (("throughput", f"a checkpoint every {every:,} records"), ("throughput_no_tick", "no checkpoint")):
+            pairs = extra[name]
+            ratios = sorted(2 * disk / (mem_a + mem_b) for mem_a, disk, mem_b in pairs)
+            print(f"   {how}:")
+            for i, (mem_a, disk, mem_b) in enumerate(pairs):
+                print(f"   set {i + 1}: memory store (empty) {mem_a:>9,.0f} and {mem_b:,.0f} records/s; "
+                      f"disk store at {throughput_at:,} pending {disk:>9,.0f} records/s")
+            print(f"   disk / memory (each set's disk run over the mean of its two memory runs): median "
+                  f"{statistics.median(ratios):.0%}, range {ratios[0]:.0%}-{ratios[-1]:.0%}")
     if ticks:
         print(f"\n3. tick checkpoint after {tick_n:,} events (20,000 events/s for {tick_n / 20_000:.0f} s),"
               f" the loop going on with events meanwhile")
