@@ -132,7 +132,8 @@ def consumption(daemons: list[Daemon], total: int, timeout_s: float, interval_s:
         if seen >= total:
             return start, now, counted
         if now > deadline:
-            raise RuntimeError(f"consumed {seen:,} of {total:,} records in {timeout_s:.0f} s")
+            tails = "".join(f"\n--- {d.log.name}:\n{d.tail()}" for d in daemons)
+            raise RuntimeError(f"consumed {seen:,} of {total:,} records in {timeout_s:.0f} s{tails}")
         time.sleep(interval_s)
 
 
