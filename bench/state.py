@@ -284,6 +284,13 @@ def tick_events(join: J.JoinState, sample: list[bytes], events: int, seed: int =
         join.add_label(Label(str(uuid.UUID(bytes=rng.choice(sample))), i & 1, now, EP), now, sink)
 
 
+def throughput_records(inferences: int, seed: int) -> list[tuple[str, bytes]]:
+    """(topic, raw record) of one record set: captures, then labels. Each set has a seed of its
+    own, so the disk store never sees the same records twice."""
+    traffic = generate(inferences, NOW - 3_600_000, TrafficSpec(duplicate_rate=0.01, correction_rate=0.02), seed=seed)
+    return [("captures", r) for _, r in traffic.capture_records()] + [("labels", r) for _, r in traffic.label_records()]
+
+
 def poll_batches(records: list[tuple[str, bytes]], size: int = POLL_BATCH) -> Iterator[tuple[int, str, list[Row]]]:
     """(index of the first, topic, rows) of runs of one topic, as the daemon hands a poll's
     records of one partition to `PartitionPipeline.submit_many`."""
@@ -401,13 +408,6 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
     rocks.db_options = db_options  # type: ignore[assignment]
     rows, ticks = [], []
     extra: dict[str, Any] = {}
-    record_sets = []
-    for seed in SEEDS + NO_TICK_SEEDS:  # sets of their own, so the disk store never sees the same records twice
-        traffic = generate(sample_n, NOW - 3_600_000, TrafficSpec(duplicate_rate=0.01, correction_rate=0.02), seed=seed)
-        record_sets.append([("captures", r) for _, r in traffic.capture_records()]
-                           + [("labels", r) for _, r in traffic.label_records()])
-    records = record_sets[0]
-    every = max(1000, len(records) // 4)
     for size in sizes:
         load_s = loaded.grow(size, chunk=min(1_000_000, sizes[0]))
         commit(loaded.join, loaded.location)  # the bulk load's first snapshot (hard links)
@@ -428,6 +428,10 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
         if 4 in targets and size == restore_at:
             extra["restore"] = restore_test(loaded, work)
         if 2 in targets and size == throughput_at:
+            # made here and dropped after, so no other figure's RSS holds them (~60 MB a set)
+            record_sets = [throughput_records(sample_n, seed) for seed in SEEDS + NO_TICK_SEEDS]
+            extra["records"] = len(record_sets[0])
+            every = extra["every"] = max(1000, extra["records"] // 4)
             for name, sets, ev in (("throughput", record_sets[:len(SEEDS)], every),
                                    ("throughput_no_tick", record_sets[len(SEEDS):], None)):
                 pairs = []
@@ -439,6 +443,7 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
                     print(f"   ... throughput{'' if ev else ' (no checkpoint)'}: memory {mem_a:,.0f}, disk {disk:,.0f}, "
                           f"memory {mem_b:,.0f} records/s", flush=True)
                 extra[name] = pairs
+            del record_sets
 
     print("\n1. pending captures in the disk store (one process; RSS of the whole process)")
     print(f"{'pending':>12} {'RSS MB':>8} {'memory store MB':>16} {'disk MB':>8} {'disk B/capture':>15} "
@@ -449,8 +454,9 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
     print(f"   (memory store column: the baseline's {mem_per:.0f} B per capture times the size;"
           f" its rates at {base_n:,}: {mem_insert:,.0f} captures/s, {mem_lookup:,.0f} labels/s)")
     if "throughput" in extra:
-        print(f"\n2. core pipeline on sets of {len(records):,} records each; memory, disk, memory on each set")
-        for name, how in (("throughput", f"a checkpoint every {every:,} records"), ("throughput_no_tick", "no checkpoint")):
+        print(f"\n2. core pipeline on sets of {extra['records']:,} records each; memory, disk, memory on each set")
+        for name, how in (("throughput", f"a checkpoint every {extra['every']:,} records"),
+                          ("throughput_no_tick", "no checkpoint")):
             pairs = extra[name]
             ratios = sorted(2 * disk / (mem_a + mem_b) for mem_a, disk, mem_b in pairs)
             print(f"   {how}:")
