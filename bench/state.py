@@ -428,7 +428,7 @@ def run(q: bool, sizes: list[int], sample_n: int, tick_n: int, work: Path, targe
         if 4 in targets and size == restore_at:
             extra["restore"] = restore_test(loaded, work)
         if 2 in targets and size == throughput_at:
-            # made here and dropped after, so no other figure's RSS holds them (~60 MB a set)
+            # made here and dropped after, so no other figure's RSS holds them (~110 MB of RSS a set)
             record_sets = [throughput_records(sample_n, seed) for seed in SEEDS + NO_TICK_SEEDS]
             extra["records"] = len(record_sets[0])
             every = extra["every"] = max(1000, extra["records"] // 4)
