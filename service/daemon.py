@@ -49,6 +49,7 @@ CORRUPT_RECORD = "corrupt_record"  # the Kafka client could not decode it; skipp
 
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: Any = None) -> None: ...
+    def partitions_for_topic(self, topic: str) -> set[int]: ...
     def assignment(self) -> set[Any]: ...
     def pause(self, *partitions: Any) -> None: ...
     def resume(self, *partitions: Any) -> None: ...
@@ -670,6 +671,7 @@ class Daemon:
     def run(self, stop: threading.Event, poll_timeout_ms: int = 200) -> None:
         s = self.settings
         self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=rebalance_listener(self))
+        self._await_topic_metadata()
         while not stop.is_set():
             batch = self.poll(poll_timeout_ms)
             if batch:
@@ -681,6 +683,21 @@ class Daemon:
                 self.tick()
                 self.apply_backpressure()
         self.close()
+
+    def _await_topic_metadata(self) -> None:
+        """Have both topics' partitions before the first poll joins the group.
+
+        Without them the group leader assigns nothing, and a second rebalance must follow once
+        the metadata arrives: a wasted rebalance at every start, and kafka-python 3.0.12 has been
+        seen never to finish it (an instance that sat on an empty assignment for 17 minutes,
+        spinning in poll). Asked after subscribing, so the metadata the join compares against
+        already lists them. A failure here only costs that second rebalance."""
+        s = self.settings
+        try:
+            for topic in (s.captures_topic, s.labels_topic):
+                self.consumer.partitions_for_topic(topic)
+        except Exception as ex:  # noqa: BLE001 - the join fetches metadata itself
+            log.warning("could not fetch topic metadata before joining the group: %s", ex)
 
     def close(self) -> None:
         """Final tick, a bounded last flush, a final checkpoint; then leave the group.

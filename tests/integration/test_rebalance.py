@@ -98,3 +98,19 @@ def test_labels_find_captures_that_went_to_the_disk_store_and_moved_with_a_crash
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 stack.stop(proc)
+
+
+def test_a_new_instance_is_given_every_partition_at_its_first_join(
+    kafka_bootstrap: str, moto_endpoint: str, topic_names: Callable[[str], str], tmp_path: Path,
+) -> None:
+    # Joining before the topics' metadata had arrived, an instance was given nothing, and a second
+    # rebalance had to follow (which once never came). Fresh groups: a new one joins the race anew.
+    stack = Stack(kafka_bootstrap, moto_endpoint, topic_names, tmp_path)
+    for i in range(3):
+        proc = stack.start(ROLLGUARD_GROUP_ID=topic_names(f"group{i}"))
+        try:
+            wait_for(lambda: len(re.findall(r"assigned partitions", stack.log.read_text())) > i, 60,
+                     f"instance {i} to be assigned partitions")
+        finally:
+            stack.stop(proc)
+    assert re.findall(r"assigned partitions (\[.*\])", stack.log.read_text()) == ["[0, 1, 2]"] * 3, stack.log_tail()

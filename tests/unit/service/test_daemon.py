@@ -24,6 +24,7 @@ class FakeConsumer:
         self.assigned: set[Any] = set()
 
     def subscribe(self, topics: list[str], listener: Any = None) -> None: ...
+    def partitions_for_topic(self, topic: str) -> set[int]: return set()
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]: return {}
     def seek(self, partition: Any, offset: int) -> None: self.seeks.append((partition, offset))
     def commit(self, offsets: Any = None) -> None: ...
