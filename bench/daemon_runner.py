@@ -96,6 +96,11 @@ class Daemon:
             self.proc.kill()
             return self.proc.wait()
 
+    def dump_stacks(self) -> None:
+        """Have a live daemon print its threads' stacks to its log (service.signals)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)
+
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -132,7 +137,10 @@ def consumption(daemons: list[Daemon], total: int, timeout_s: float, interval_s:
         if seen >= total:
             return start, now, counted
         if now > deadline:
-            tails = "".join(f"\n--- {d.log.name}:\n{d.tail()}" for d in daemons)
+            for d in daemons:  # where each one waits: its threads' stacks go to its log
+                d.dump_stacks()
+            time.sleep(1)
+            tails = "".join(f"\n--- {d.log.name}:\n{d.tail(120)}" for d in daemons)
             raise RuntimeError(f"consumed {seen:,} of {total:,} records in {timeout_s:.0f} s{tails}")
         time.sleep(interval_s)
 

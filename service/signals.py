@@ -1,7 +1,8 @@
 """Stop signals: SIGTERM and SIGINT set an Event, so a command stops in order instead of
-being interrupted wherever it is."""
+being interrupted wherever it is. SIGUSR1 prints every thread's stack (`dump_stacks_on_signal`)."""
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from collections.abc import Callable
@@ -26,3 +27,10 @@ def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
             signal.signal(sig, old)
 
     return restore
+
+
+def dump_stacks_on_signal() -> None:
+    """From now on SIGUSR1 (`kill -USR1 PID`) prints every thread's stack to stderr (the log) and
+    the process carries on: how an instance that is alive but not consuming shows where it waits.
+    Written by the interpreter's C handler: it answers even while the loop is stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -11,7 +11,7 @@ from service import checkpoint, verdicts
 from service.commands.base import LOG_FORMAT, add_log_level, configure_logging, exit_code, fail, load_or_exit
 from service.daemon import Daemon
 from service.settings import MAX_WORKERS, Settings
-from service.signals import stop_on_signals
+from service.signals import dump_stacks_on_signal, stop_on_signals
 from service.wiring import serve
 from service.workers.link import LinkFds, WorkerLink
 from service.workers.serve import serve_workers
@@ -71,6 +71,7 @@ def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve,
         return fail(PROG, str(ex))
     stop = threading.Event()
     stop_on_signals(stop)
+    dump_stacks_on_signal()
     running = threading.Event()  # set once topics are checked and the clients and store are built
     worker: dict[str, Any] = {}
     if args.worker is not None and args.link is not None:
