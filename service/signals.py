@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -33,4 +34,6 @@ def dump_stacks_on_signal() -> None:
     """From now on SIGUSR1 (`kill -USR1 PID`) prints every thread's stack to stderr (the log) and
     the process carries on: how an instance that is alive but not consuming shows where it waits.
     Written by the interpreter's C handler: it answers even while the loop is stuck."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    stderr = sys.__stderr__  # fd 2 itself: under a test runner sys.stderr may be a buffer without one
+    if stderr is not None:
+        faulthandler.register(signal.SIGUSR1, file=stderr, all_threads=True)
