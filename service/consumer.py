@@ -47,6 +47,8 @@ def group_consumer(settings: Settings) -> Any:
         max_partition_fetch_bytes=max(settings.max_record_bytes * 2, 1024 * 1024),
         client_id=f"rollguard-{settings.group_id}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        # at most a third of the session, as Kafka advises (kafka-python's 3 s is half of a 6 s one)
+        heartbeat_interval_ms=min(3000, settings.kafka_session_timeout_ms // 3),
     )
 
 

@@ -47,6 +47,10 @@ CLOUDWATCH_REFUSED = "cloudwatch_refused"  # a datum CloudWatch refused; its Put
 CORRUPT_RECORD = "corrupt_record"  # the Kafka client could not decode it; skipped by offset
 
 
+class RestoreRefused(ValueError):
+    """A partition's checkpoint could not be restored (refused format, corrupt): the daemon stops."""
+
+
 class Consumer(Protocol):
     def subscribe(self, topics: list[str], listener: Any = None) -> None: ...
     def partitions_for_topic(self, topic: str) -> set[int]: ...
@@ -154,6 +158,8 @@ class Daemon:
         self.slots: dict[int, Slot] = {}
         # revoked in a rebalance, kept until the new assignment says whether they stay here
         self.parked: dict[int, Slot] = {}
+        # assigned, paused, and restored by the loop (`restore_next`), not in the rebalance callback
+        self.unrestored: dict[int, list[Any]] = {}  # partition -> its topic-partitions
         self.stats = DaemonStats(started_ms=self.clock.now_ms())
         self.tick_due = threading.Event()
         self.ready = threading.Event()  # partitions assigned and restored
@@ -224,6 +230,10 @@ class Daemon:
         return slot
 
     def on_partitions_assigned(self, assigned: list[Any]) -> None:
+        """Take over what this instance kept; a partition to restore from its checkpoint is paused
+        and left to `restore_next`. kafka-python 3 calls this on its IO thread, which also sends
+        the group heartbeats: a restore here (~40 s from S3 at the sizing guide's partition size)
+        outlasting the session timeout got the instance evicted and the group rebalanced again."""
         with self.lock:
             partitions = {tp.partition for tp in assigned}
             for p in sorted(set(self.parked) - partitions):
@@ -231,20 +241,54 @@ class Daemon:
                 gone = self.parked.pop(p)
                 self.publisher.discard(list(gone.unsent))
                 self.state.drop(gone.pipeline.join.store)
+            self.unrestored = {}
             for tp in assigned:
                 slot = self.slots.get(tp.partition) or self.parked.pop(tp.partition, None)
                 if slot is None:
-                    slot = self.load_partition(tp.partition)
+                    self.unrestored.setdefault(tp.partition, []).append(tp)
+                    continue
                 self.slots[tp.partition] = slot
-                offset = slot.pipeline.offsets.get(tp.topic)
-                if offset is not None:
-                    self.consumer.seek(tp, offset)
+                self._seek(slot, [tp])
+            if self.unrestored:
+                self.consumer.pause(*[tp for tps in self.unrestored.values() for tp in tps])
             log.info("assigned partitions %s", sorted(partitions))
             self._assigned_ms = self.clock.now_ms()
-            self.ready.set()
+            if not self.unrestored:
+                self.ready.set()
             self._status = self._build_status(self.clock.now_ms())
 
+    def restore_next(self) -> bool:
+        """Restore one assigned partition from its checkpoint, on the loop's thread, and resume it;
+        False when none waits. One a call, so the loop polls between restores."""
+        with self.lock:
+            if not self.unrestored:
+                return False
+            partition = min(self.unrestored)
+            tps = self.unrestored[partition]
+            try:
+                slot = self.slots.get(partition) or self.load_partition(partition)
+            except ValueError as ex:  # a checkpoint refused: one line, as from the rebalance callback
+                raise RestoreRefused(str(ex)) from ex
+            del self.unrestored[partition]
+            self.slots[partition] = slot
+            self._seek(slot, tps)
+            if not self.paused:
+                self.consumer.resume(*tps)
+            if not self.unrestored:
+                self.ready.set()
+                self._status = self._build_status(self.clock.now_ms())
+            return True
+
+    def _seek(self, slot: Slot, tps: list[Any]) -> None:
+        for tp in tps:
+            offset = slot.pipeline.offsets.get(tp.topic)
+            if offset is not None:
+                self.consumer.seek(tp, offset)
+
     def on_partitions_revoked(self, revoked: list[Any]) -> None:
+        with self.lock:  # not restored yet: nothing of them here to save
+            for tp in revoked:
+                self.unrestored.pop(tp.partition, None)
         partitions = sorted({tp.partition for tp in revoked} & set(self.slots))
         if not partitions:
             return
@@ -536,7 +580,7 @@ class Daemon:
         """(ready, one-line reason) for /readyz; reads plain fields only, never blocks."""
         for p, (done, total) in list(self.restoring.items()):
             return False, f"restoring partition {p} ({done / 1e6:.1f} of {total / 1e6:.1f} MB)"
-        if not self.ready.is_set():
+        if not self.ready.is_set() or self.unrestored:
             return False, "waiting for partition assignment and state restore"
         if self.hold is not None:
             return False, f"checkpoint failing: {self.hold}"
@@ -650,7 +694,8 @@ class Daemon:
             log.warning("publisher buffer %d/%d datums: pausing consumption until CloudWatch catches up", buffered, limit)
         elif self.paused and buffered < 0.5 * limit:
             self.paused = False
-            self.consumer.resume(*self.consumer.assignment())
+            waiting = {tp for tps in self.unrestored.values() for tp in tps}  # resumed once restored
+            self.consumer.resume(*(self.consumer.assignment() - waiting))
             log.warning("publisher buffer %d/%d datums: resuming consumption", buffered, limit)
         if self.paused:
             self.consumer.pause(*self.consumer.assignment())  # again: a rebalance resets pauses
@@ -673,9 +718,10 @@ class Daemon:
         self.consumer.subscribe([s.captures_topic, s.labels_topic], listener=rebalance_listener(self))
         self._await_topic_metadata()
         while not stop.is_set():
-            batch = self.poll(poll_timeout_ms)
+            batch = self.poll(0 if self.unrestored else poll_timeout_ms)
             if batch:
                 self.process(batch)
+            self.restore_next()
             if any(slot.commit is not None for slot in list(self.slots.values())):
                 with self.lock:
                     self._settle()

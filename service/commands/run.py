@@ -9,7 +9,7 @@ from typing import Any
 
 from service import checkpoint, verdicts
 from service.commands.base import LOG_FORMAT, add_log_level, configure_logging, exit_code, fail, load_or_exit
-from service.daemon import Daemon
+from service.daemon import Daemon, RestoreRefused
 from service.settings import MAX_WORKERS, Settings
 from service.signals import dump_stacks_on_signal, stop_on_signals
 from service.wiring import serve
@@ -87,8 +87,10 @@ def main(argv: list[str], *, serve_daemon: Callable[..., Daemon] = serve,
     except SystemExit as ex:  # one line: a refused start or a failed final checkpoint
         return exit_code(ex)
     except Exception as ex:
+        if isinstance(ex, RestoreRefused):  # a partition's checkpoint the daemon will not load
+            return fail(PROG, f"stopped: {ex}")
         if isinstance(ex.__cause__, ValueError) and type(ex).__module__.startswith("kafka"):
-            # kafka-python wraps what our rebalance listener raised (say, a refused checkpoint)
+            # kafka-python wraps what our rebalance listener raised (say, a checkpoint it cannot write)
             return fail(PROG, f"stopped: {ex.__cause__}")
         module, name = type(ex).__module__, type(ex).__name__
         environmental = isinstance(ex, OSError) or module.startswith(("kafka", "service.topics", "botocore"))

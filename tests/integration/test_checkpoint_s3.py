@@ -12,7 +12,7 @@ import pytest
 
 from service import checkpoint
 from tests.unit.service.test_checkpoint import RunsCode
-from tests.unit.service.test_daemon import TP, capture, daemon
+from tests.unit.service.test_daemon import TP, assign, capture, daemon
 
 NAME = "rollguard.captures.labels.p0.ckpt"  # what Daemon._checkpoint_name(0) gives with default settings
 
@@ -55,7 +55,7 @@ def test_crafted_pickle_in_the_s3_prefix_is_refused_and_runs_nothing(
 def test_checkpoints_written_to_s3_restore_on_another_instance(s3_state: tuple[Any, str, str]) -> None:
     s3, _, location = s3_state
     first = daemon(checkpoint.open_store(location, lambda: s3))  # type: ignore[arg-type]
-    first.on_partitions_assigned([TP("captures", 0)])
+    assign(first, [TP("captures", 0)])
     first.process({TP("captures", 0): [capture(i, i) for i in range(3)]})
     first.tick()
     data = checkpoint.open_store(location, lambda: s3).load(NAME)
@@ -83,7 +83,7 @@ def test_a_disk_store_ships_to_s3_incrementally_and_restores_on_another_instance
                       state=DiskStores(store, tmp_path / f"local{n}", lambda p: f"rollguard.captures.labels.p{p}.ckpt", 8))
 
     first = instance(0)
-    first.on_partitions_assigned([TP("captures", 0)])
+    assign(first, [TP("captures", 0)])
     first.process({TP("captures", 0): [capture(i, i) for i in range(300)]})
     first.tick()
     first._settle(wait=True)

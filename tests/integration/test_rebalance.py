@@ -114,3 +114,50 @@ def test_a_new_instance_is_given_every_partition_at_its_first_join(
         finally:
             stack.stop(proc)
     assert re.findall(r"assigned partitions (\[.*\])", stack.log.read_text()) == ["[0, 1, 2]"] * 3, stack.log_tail()
+
+
+def test_a_restore_longer_than_the_session_timeout_does_not_cost_the_instance_its_partitions(
+    kafka_bootstrap: str, topic_names: Callable[[str], str],
+) -> None:
+    # kafka-python 3 calls the rebalance callbacks on the thread that sends the group's heartbeats:
+    # a restore inside the callback outlasting the session got the instance evicted and its
+    # partitions revoked and assigned again. The loop restores now, heartbeats going on meanwhile.
+    import threading
+
+    from pipelines.clock import MockedClock
+    from service.consumer import group_consumer
+    from service.daemon import Daemon
+    from service.settings import load_settings
+    from service.topics import ensure_topics
+    from tests.unit.service.test_daemon import NOW, DeadLetters, FakePublisher, Store
+
+    class SlowStore(Store):
+        def load(self, name: str) -> bytes | None:
+            if name.endswith(".ckpt"):
+                time.sleep(9)  # a big partition from S3
+            return super().load(name)
+
+    captures, labels = topic_names("captures"), topic_names("labels")
+    ensure_topics(kafka_bootstrap, {captures: 1, labels: 1})
+    settings = load_settings(kafka_bootstrap_servers=kafka_bootstrap, captures_topic=captures, labels_topic=labels,
+                             group_id=topic_names("group"), kafka_session_timeout_ms=6000)
+    d = Daemon(settings, consumer=group_consumer(settings), dead_letters=DeadLetters(),  # type: ignore[arg-type]
+               publisher=FakePublisher(), store=SlowStore(), clock=MockedClock(NOW))
+    calls: list[str] = []
+    assigned, revoked = d.on_partitions_assigned, d.on_partitions_revoked
+    d.on_partitions_assigned = lambda tps: (calls.append(f"assigned {sorted({tp.partition for tp in tps})}"),  # type: ignore[method-assign]
+                                            assigned(tps))[1]
+    d.on_partitions_revoked = lambda tps: (calls.append(f"revoked {sorted({tp.partition for tp in tps})}"),  # type: ignore[method-assign]
+                                           revoked(tps))[1]
+    stop = threading.Event()
+    loop = threading.Thread(target=d.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        wait_for(d.ready.is_set, 60, "the partition to be restored", 0.2)
+        time.sleep(8)  # past a second session timeout: an evicted instance would have rejoined by now
+        during = [c for c in calls if c != "revoked []"]
+    finally:
+        stop.set()
+        loop.join(60)
+    assert during == ["assigned [0]"], calls
+    assert d.stats.records == 0 and not loop.is_alive()

@@ -17,6 +17,13 @@ Rec = namedtuple("Rec", "offset value key headers timestamp")
 NOW = 1_790_000_000_000
 
 
+def assign(daemon: Any, assigned: list[Any]) -> None:
+    """A rebalance as the running loop sees it: the assignment, then every restore it left to the loop."""
+    daemon.on_partitions_assigned(assigned)
+    while daemon.restore_next():
+        pass
+
+
 class FakeConsumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[Any, int]] = []
@@ -100,7 +107,7 @@ def capture(i: int, offset: int) -> Rec:
 def test_tick_checkpoints_before_enqueue_and_ledger_records_sends() -> None:
     store, pub = Store(), FakePublisher()
     d = daemon(store, pub)
-    d.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(d, [TP("captures", 0), TP("labels", 0)])
     d.process({TP("captures", 0): [capture(1, 0), capture(2, 1)]})
     d.tick()
     ckpt = list(decode(store.files["rollguard.captures.labels.p0.ckpt"], "p0")["unsent"])
@@ -112,12 +119,12 @@ def test_tick_checkpoints_before_enqueue_and_ledger_records_sends() -> None:
 def test_restart_skips_batches_the_ledger_says_were_sent() -> None:
     store, pub = Store(), FakePublisher()
     d = daemon(store, pub)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     pub.flush()  # sent, and recorded; then the process dies before the next checkpoint
     again = daemon(store)
-    again.on_partitions_assigned([TP("captures", 0)])
+    assign(again, [TP("captures", 0)])
     assert again.publisher.pending() == []  # type: ignore[attr-defined]
     assert again.consumer.seeks == [(TP("captures", 0), 1)]  # type: ignore[attr-defined]
 
@@ -125,32 +132,32 @@ def test_restart_skips_batches_the_ledger_says_were_sent() -> None:
 def test_restart_resends_what_was_not_sent() -> None:
     store = Store()
     d = daemon(store)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()  # checkpointed and enqueued, never sent
     again = daemon(store)
-    again.on_partitions_assigned([TP("captures", 0)])
+    assign(again, [TP("captures", 0)])
     assert len(again.publisher.pending()) == 1  # type: ignore[attr-defined]
 
 
 def test_rebalance_keeps_partitions_that_stay_and_hands_over_the_rest() -> None:
     store, pub = Store(), FakePublisher()
     d = daemon(store, pub)
-    d.on_partitions_assigned([TP("captures", 0), TP("captures", 1)])
+    assign(d, [TP("captures", 0), TP("captures", 1)])
     d.process({TP("captures", 0): [capture(1, 0)], TP("captures", 1): [capture(2, 0)]})
     kept = d.slots[0]
     d.on_partitions_revoked([TP("captures", 0), TP("captures", 1)])
     assert not d.slots and set(d.parked) == {0, 1}
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     assert d.slots[0] is kept and not d.parked  # partition 1 now belongs to another instance
     other = daemon(store)
-    other.on_partitions_assigned([TP("captures", 1)])
+    assign(other, [TP("captures", 1)])
     assert other.slots[1].pipeline.join.pending_captures == 1  # its pending join moved with it
 
 
 def test_bad_records_go_to_dead_letters_with_their_source() -> None:
     d = daemon()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [Rec(7, b"{oops", None, [], NOW)]})
     bad = d.dead_letters.sent  # type: ignore[attr-defined]
     assert len(bad) == 1 and bad[0].reason == "not_json" and bad[0].source.offset == 7
@@ -197,7 +204,7 @@ def test_a_failing_checkpoint_holds_counts_and_offsets_until_it_can_be_written()
     store, pub = FailingStore(), FakePublisher()
     d = daemon(store, pub)
     d.consumer = CommitRecorder()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     assert pub.queue and d.consumer.commits[-1][next(iter(d.consumer.commits[-1]))].offset == 1
@@ -224,7 +231,7 @@ def test_a_failing_checkpoint_holds_counts_and_offsets_until_it_can_be_written()
 def test_a_restart_after_a_failed_checkpoint_publishes_nothing_twice() -> None:
     store, pub = FailingStore(), FakePublisher()
     d = daemon(store, pub)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     pub.flush()
@@ -235,7 +242,7 @@ def test_a_restart_after_a_failed_checkpoint_publishes_nothing_twice() -> None:
     assert len(pub.sent) == 1  # the second capture's counts stayed held
     store.full = False
     again = daemon(store)  # the process died; the restart replays from offset 1
-    again.on_partitions_assigned([TP("captures", 0)])
+    assign(again, [TP("captures", 0)])
     assert again.consumer.seeks == [(TP("captures", 0), 1)]  # type: ignore[attr-defined]
     assert again.publisher.pending() == []  # type: ignore[attr-defined]
 
@@ -243,7 +250,7 @@ def test_a_restart_after_a_failed_checkpoint_publishes_nothing_twice() -> None:
 def test_the_final_checkpoint_failing_exits_non_zero() -> None:
     store = FailingStore()
     d = daemon(store)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     store.full = True
     try:
@@ -266,7 +273,7 @@ def test_unconfirmed_dead_letters_hold_the_checkpoint() -> None:
     store, pub = Store(), FakePublisher()
     d = daemon(store, pub)
     d.dead_letters = UnconfirmedDeadLetters()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [Rec(0, b"{oops", None, [], NOW), capture(1, 1)]})
     d.tick()
     assert store.files == {} and pub.queue == {}
@@ -302,7 +309,7 @@ def test_a_record_the_client_cannot_decode_is_skipped_and_dead_lettered() -> Non
     d = daemon()
     tp = TP("captures", 0)
     d.consumer = CorruptingConsumer(tp, 5)
-    d.on_partitions_assigned([tp])
+    assign(d, [tp])
     assert d.poll(0) == {}
     assert d.consumer.seeks[-1] == (tp, 6)
     (letter,) = d.dead_letters.sent  # type: ignore[attr-defined]
@@ -314,7 +321,7 @@ def test_a_record_the_client_cannot_decode_is_skipped_and_dead_lettered() -> Non
 
 def test_status_never_waits_for_the_loop() -> None:
     d = daemon()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     with d.lock:  # the loop is busy (say, a checkpoint to S3)
         doc = d.status()
@@ -338,7 +345,7 @@ class StalledPublisher(FakePublisher):
 def test_readiness_says_when_cloudwatch_has_refused_data_for_too_many_ticks() -> None:
     d = daemon()
     d.publisher = StalledPublisher(d.clock)  # type: ignore[assignment]
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     for _ in range(4):
         d.clock.advance(60_000)  # type: ignore[attr-defined]
         d.tick()
@@ -363,7 +370,7 @@ class SilentCoordinator(FakeConsumer):
 def test_lag_is_unknown_and_readiness_false_while_the_broker_is_away() -> None:
     d = daemon()
     d.consumer = SilentCoordinator()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.tick()
     ready, why = d.readiness()
     assert not ready and "no heartbeat from the Kafka group coordinator for 61 s" in why
@@ -386,7 +393,7 @@ class LockCheckingConsumer(CommitRecorder):
 def test_offsets_are_committed_outside_the_state_lock() -> None:
     d = daemon()
     d.consumer = LockCheckingConsumer(d.lock)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     assert d.consumer.commits  # type: ignore[attr-defined]
@@ -400,24 +407,24 @@ def labelled(i: int, offset: int) -> Rec:
 def test_gauges_survive_a_restart_and_move_with_their_partition() -> None:
     store = Store()
     d = daemon(store)
-    d.on_partitions_assigned([TP("captures", 0), TP("captures", 1)])
+    assign(d, [TP("captures", 0), TP("captures", 1)])
     d.process({TP("captures", 0): [capture(i, i) for i in range(40)], TP("labels", 0): [labelled(i, i) for i in range(40)],
                TP("captures", 1): [capture(100 + i, i) for i in range(35)]})
     d.tick()
     before = {s["dimensions"]["VariantName"]: s["gauges"] for s in d.status()["series"]}
     assert before["v"]["Precision"] == 0.5 and before["v"]["ErrorRate"] == 0.0
     again = daemon(store)  # a restart: the gauges come back from the checkpoints, not after a window
-    again.on_partitions_assigned([TP("captures", 0), TP("captures", 1)])
+    assign(again, [TP("captures", 0), TP("captures", 1)])
     assert {s["dimensions"]["VariantName"]: s["gauges"] for s in again.status()["series"]} == before
     only_p1 = daemon(store)  # partition 0 moved elsewhere: only partition 1's share is here
-    only_p1.on_partitions_assigned([TP("captures", 1)])
+    assign(only_p1, [TP("captures", 1)])
     (series,) = [s for s in only_p1.status()["series"] if len(s["dimensions"]) == 2]
     assert series["samples"]["Invocations"] == 35 and "Precision" not in series["gauges"]
 
 
 def test_readiness_says_when_the_loop_itself_is_stuck() -> None:
     d = daemon()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.tick()
     d.clock.advance(3 * 60_000)  # type: ignore[attr-defined]
     assert d.readiness() == (True, "ready")
@@ -432,7 +439,7 @@ def test_every_ready_instance_publishes_a_heartbeat_every_tick_without_traffic()
     d = daemon(publisher=pub)
     d.tick()
     assert pub.heartbeats == []  # not ready: no partitions assigned and restored yet
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     for _ in range(3):
         d.tick()  # no records at all
         d.clock.advance(60_000)  # type: ignore[attr-defined]
@@ -450,7 +457,7 @@ def test_every_ready_instance_publishes_a_heartbeat_every_tick_without_traffic()
 def test_no_heartbeat_while_not_ready() -> None:
     store, pub = FailingStore(), FakePublisher()
     d = daemon(store, pub)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.tick()
     assert len(pub.heartbeats) == 1
     store.full = True  # the checkpoint fails: the instance holds and says it is not ready
@@ -468,9 +475,56 @@ def test_a_datum_cloudwatch_refused_goes_to_the_dead_letter_topic() -> None:
     from pipelines.datum import Datum
 
     d = daemon()
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.on_refused(Datum("Invocations", (("EndpointName", "ep"),), NOW, "Count", 1.0), "InvalidParameterValue: nope")
     d.tick()
     (letter,) = d.dead_letters.sent  # type: ignore[attr-defined]
     assert letter.reason == "cloudwatch_refused" and "InvalidParameterValue" in letter.detail
     assert json.loads(letter.raw)["MetricName"] == "Invocations" and letter.source is None
+
+
+def test_a_partition_to_restore_is_paused_in_the_callback_and_restored_by_the_loop() -> None:
+    # kafka-python 3 runs the callback on the thread that sends the group's heartbeats
+    store = Store()
+    first = daemon(store)
+    assign(first, [TP("captures", 0), TP("labels", 0)])
+    first.process({TP("captures", 0): [capture(i, i) for i in range(3)]})
+    first.tick()
+    d = daemon(store)
+    consumer: FakeConsumer = d.consumer  # type: ignore[assignment]
+    d.on_partitions_assigned([TP("captures", 0), TP("labels", 0), TP("captures", 1), TP("labels", 1)])
+    assert d.slots == {} and consumer.seeks == []
+    assert consumer.paused == {TP("captures", 0), TP("labels", 0), TP("captures", 1), TP("labels", 1)}
+    assert d.readiness() == (False, "waiting for partition assignment and state restore")
+    assert d.restore_next()
+    assert d.slots[0].pipeline.join.pending_captures == 3 and consumer.seeks == [(TP("captures", 0), 3)]
+    assert consumer.paused == {TP("captures", 1), TP("labels", 1)} and not d.ready.is_set()
+    assert d.restore_next() and not d.restore_next()
+    assert sorted(d.slots) == [0, 1] and consumer.paused == set() and d.readiness()[0]
+
+
+def test_a_partition_revoked_before_its_restore_is_not_restored() -> None:
+    d = daemon()
+    d.on_partitions_assigned([TP("captures", 0), TP("captures", 1)])
+    assert d.restore_next()
+    d.on_partitions_revoked([TP("captures", 0), TP("captures", 1)])
+    assert not d.restore_next() and list(d.parked) == [0]
+    d.on_partitions_assigned([TP("captures", 0)])  # kept here: taken back at once, nothing to restore
+    assert list(d.slots) == [0] and not d.restore_next() and d.ready.is_set()
+
+
+def test_backpressure_resumes_only_restored_partitions_and_a_restore_waits_for_it_to_end() -> None:
+    d = daemon()
+    consumer: FakeConsumer = d.consumer  # type: ignore[assignment]
+    d.publisher.buffered = 100  # type: ignore[attr-defined]
+    d.on_partitions_assigned([TP("captures", 0), TP("captures", 1)])
+    consumer.assigned = {TP("captures", 0), TP("captures", 1)}
+    assert d.restore_next()
+    d.apply_backpressure()
+    assert d.paused and d.restore_next()
+    assert consumer.paused == {TP("captures", 0), TP("captures", 1)}  # restored, but paused: the buffer is full
+    d.on_partitions_assigned([TP("captures", 0), TP("captures", 1), TP("captures", 2)])  # 2 not restored yet
+    consumer.assigned.add(TP("captures", 2))
+    d.publisher.buffered = 0  # type: ignore[attr-defined]
+    d.apply_backpressure()
+    assert not d.paused and consumer.paused == {TP("captures", 2)}

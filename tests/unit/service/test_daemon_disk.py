@@ -15,7 +15,7 @@ from service.checkpoint import decode
 from service.daemon import Daemon
 from service.settings import load_settings
 from service.state.stores import DiskStores
-from tests.unit.service.test_daemon import NOW, TP, DeadLetters, FakeConsumer, FakePublisher, Rec, Store, capture
+from tests.unit.service.test_daemon import NOW, TP, DeadLetters, FakeConsumer, FakePublisher, Rec, Store, assign, capture
 
 CKPT = "rollguard.captures.labels.p0.ckpt"
 
@@ -71,7 +71,7 @@ def label(i: int, offset: int, value: int = 1) -> Rec:
 def test_datums_are_published_once_the_background_checkpoint_is_written(site: Any) -> None:
     location, pub = Location(), FakePublisher()
     d = site(location, pub)
-    d.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(d, [TP("captures", 0), TP("labels", 0)])
     d.process({TP("captures", 0): [capture(1, 0), capture(2, 1)]})
     d.tick()
     assert not pub.queue and pub.wakes == 1
@@ -89,14 +89,14 @@ def test_datums_are_published_once_the_background_checkpoint_is_written(site: An
 def test_a_partition_moves_with_its_disk_store_and_readyz_says_it_restores(site: Any) -> None:
     location = Location()
     first = site(location)
-    first.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(first, [TP("captures", 0), TP("labels", 0)])
     first.process({TP("captures", 0): [capture(i, i) for i in range(50)]})
     first.tick()
     first.close()
     seen: list[tuple[bool, str]] = []
     second = site(location)
     location.on_read = lambda name: seen.append(second.readiness())
-    second.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(second, [TP("captures", 0), TP("labels", 0)])
     assert seen and not seen[0][0] and seen[0][1].startswith("restoring partition 0 (0.0 of ")
     assert second.readiness() == (True, "ready") and second.status()["state"]["restoring"] == {}
     assert second.slots[0].pipeline.join.pending_captures == 50
@@ -110,7 +110,7 @@ def test_a_partition_moves_with_its_disk_store_and_readyz_says_it_restores(site:
 def test_a_state_location_that_refuses_holds_counts_and_offsets_until_it_takes_them(site: Any) -> None:
     location, pub = Location(), FakePublisher()
     d = site(location, pub)
-    d.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(d, [TP("captures", 0), TP("labels", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     d._settle(wait=True)
@@ -134,7 +134,7 @@ def test_metrics_show_the_store_and_restores(site: Any) -> None:
 
     location = Location()
     d = site(location)
-    d.on_partitions_assigned([TP("captures", 0)])
+    assign(d, [TP("captures", 0)])
     d.process({TP("captures", 0): [capture(1, 0)]})
     d.tick()
     d._settle(wait=True)

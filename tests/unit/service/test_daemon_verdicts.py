@@ -14,7 +14,7 @@ from service import verdicts
 from service.checkpoint import LocalDirStore
 from service.daemon import Daemon
 from service.settings import load_settings
-from tests.unit.service.test_daemon import NOW, TP, DeadLetters, FakeConsumer, FakePublisher, Rec
+from tests.unit.service.test_daemon import NOW, TP, DeadLetters, FakeConsumer, FakePublisher, Rec, assign
 
 COMPARISON = Comparison("v6-vs-v5", "ep", Arm(variant="v5"), Arm(variant="v6-shadow"),
                         (MetricSpec("recall", 0.02), MetricSpec("error_rate", 0.01)), segments=("cat",))
@@ -62,7 +62,7 @@ def test_one_instance_or_two_give_the_same_verdict(tmp_path: Any) -> None:
     # one instance owning both partitions
     clock, pub = MockedClock(NOW), FakePublisher()
     one = _daemon(LocalDirStore(tmp_path / "one"), clock, pub)
-    one.on_partitions_assigned([TP(t, p) for t in ("captures", "labels") for p in (0, 1)])
+    assign(one, [TP(t, p) for t in ("captures", "labels") for p in (0, 1)])
     one.ready.set()
     for p in (0, 1):
         _feed(one, clock, records[p], p)
@@ -73,7 +73,7 @@ def test_one_instance_or_two_give_the_same_verdict(tmp_path: Any) -> None:
     pubs = [FakePublisher(), FakePublisher()]
     two = [_daemon(shared, clock2, pubs[p]) for p in (0, 1)]
     for p, d in enumerate(two):
-        d.on_partitions_assigned([TP("captures", p), TP("labels", p)])
+        assign(d, [TP("captures", p), TP("labels", p)])
         d.ready.set()
         _feed(d, clock2, records[p], p)
     for d in two:
@@ -95,14 +95,14 @@ def test_no_verdict_while_not_ready_and_a_restart_resumes_the_counts(tmp_path: A
     records = _records(400, seed=4)
     store, clock, pub = LocalDirStore(tmp_path), MockedClock(NOW), FakePublisher()
     d = _daemon(store, clock, pub)
-    d.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(d, [TP("captures", 0), TP("labels", 0)])
     d.ready.clear()
     _feed(d, clock, records[0], 0)
     d.tick()
     assert _verdicts(pub) == []  # not ready: the fail-safe alarm reads the silence
     before = verdicts.gather(store, d._verdict_prefix, [COMPARISON]).tally(COMPARISON).cells
     again = _daemon(store, clock, FakePublisher())
-    again.on_partitions_assigned([TP("captures", 0), TP("labels", 0)])
+    assign(again, [TP("captures", 0), TP("labels", 0)])
     again.tick()
     assert verdicts.gather(store, again._verdict_prefix, [COMPARISON]).tally(COMPARISON).cells == before
     assert before  # something was counted

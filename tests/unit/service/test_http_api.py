@@ -453,6 +453,8 @@ Record = namedtuple("Record", "key value offset headers timestamp")
 
 class NoConsumer:
     def seek(self, partition: Any, offset: int) -> None: ...
+    def pause(self, *partitions: Any) -> None: ...
+    def resume(self, *partitions: Any) -> None: ...
     def commit(self, offsets: Any = None) -> None: ...
 
 
@@ -482,13 +484,14 @@ def test_the_real_daemon_status_renders(tmp_path: Path) -> None:
     from service.dead_letter import DeadLetters
     from service.settings import load_settings
     from service.devstack.traffic import generate
+    from tests.unit.service.test_daemon import assign
 
     clock = MockedClock(NOW_MS)
     settings = load_settings(tick_seconds=1, min_samples=5, http_addr="127.0.0.1:0")
     daemon = Daemon(settings, consumer=NoConsumer(), dead_letters=DeadLetters(NoProducer(), "dlq"),  # type: ignore[arg-type]
                     publisher=Publisher(PutsNothing(), "Test", clock), store=LocalDirStore(tmp_path), clock=clock)
     caps_tp, labels_tp = TopicPartition(settings.captures_topic, 0), TopicPartition(settings.labels_topic, 0)
-    daemon.on_partitions_assigned([caps_tp, labels_tp])
+    assign(daemon, [caps_tp, labels_tp])
     traffic = generate(200, NOW_MS - 300_000, span_ms=200_000)
     daemon.process({caps_tp: [Record(k, v, i, [], NOW_MS) for i, (k, v) in enumerate(traffic.capture_records())],
                     labels_tp: [Record(k, v, i, [], NOW_MS) for i, (k, v) in enumerate(traffic.label_records())]})

@@ -11,6 +11,7 @@ import pytest
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from service.commands import run
+from service.daemon import RestoreRefused
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +65,12 @@ def test_a_stop_signal_exits_0() -> None:
         assert stop.is_set()
 
     assert run.main([], serve_daemon=serve) == 0
+
+
+def test_a_checkpoint_refused_at_restore_is_one_line(caplog: pytest.LogCaptureFixture,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    error = RestoreRefused("checkpoint 'g.c.l.p0.ckpt': not a rollguard checkpoint (no RGCK header)")
+    assert run.main([], serve_daemon=failing(error, after_start=True)) == 2  # as when the callback raised it
+    assert capsys.readouterr().err.splitlines() == [
+        "rollguard: stopped: checkpoint 'g.c.l.p0.ckpt': not a rollguard checkpoint (no RGCK header)"]
+    assert not any(r.exc_info for r in caplog.records)
