@@ -250,7 +250,7 @@ class Daemon:
                 self.slots[tp.partition] = slot
                 self._seek(slot, [tp])
             if self.unrestored:
-                self.consumer.pause(*[tp for tps in self.unrestored.values() for tp in tps])
+                self.consumer.pause(*self._unrestored_tps())
             log.info("assigned partitions %s", sorted(partitions))
             self._assigned_ms = self.clock.now_ms()
             if not self.unrestored:
@@ -260,6 +260,8 @@ class Daemon:
     def restore_next(self) -> bool:
         """Restore one assigned partition from its checkpoint, on the loop's thread, and resume it;
         False when none waits. One a call, so the loop polls between restores."""
+        if not self.unrestored:  # the loop asks every poll: no lock for the usual answer
+            return False
         with self.lock:
             if not self.unrestored:
                 return False
@@ -278,6 +280,9 @@ class Daemon:
                 self.ready.set()
                 self._status = self._build_status(self.clock.now_ms())
             return True
+
+    def _unrestored_tps(self) -> set[Any]:
+        return {tp for tps in self.unrestored.values() for tp in tps}
 
     def _seek(self, slot: Slot, tps: list[Any]) -> None:
         for tp in tps:
@@ -694,8 +699,7 @@ class Daemon:
             log.warning("publisher buffer %d/%d datums: pausing consumption until CloudWatch catches up", buffered, limit)
         elif self.paused and buffered < 0.5 * limit:
             self.paused = False
-            waiting = {tp for tps in self.unrestored.values() for tp in tps}  # resumed once restored
-            self.consumer.resume(*(self.consumer.assignment() - waiting))
+            self.consumer.resume(*(self.consumer.assignment() - self._unrestored_tps()))  # the rest once restored
             log.warning("publisher buffer %d/%d datums: resuming consumption", buffered, limit)
         if self.paused:
             self.consumer.pause(*self.consumer.assignment())  # again: a rebalance resets pauses

@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -144,11 +145,15 @@ def test_a_restore_longer_than_the_session_timeout_does_not_cost_the_instance_it
     d = Daemon(settings, consumer=group_consumer(settings), dead_letters=DeadLetters(),  # type: ignore[arg-type]
                publisher=FakePublisher(), store=SlowStore(), clock=MockedClock(NOW))
     calls: list[str] = []
-    assigned, revoked = d.on_partitions_assigned, d.on_partitions_revoked
-    d.on_partitions_assigned = lambda tps: (calls.append(f"assigned {sorted({tp.partition for tp in tps})}"),  # type: ignore[method-assign]
-                                            assigned(tps))[1]
-    d.on_partitions_revoked = lambda tps: (calls.append(f"revoked {sorted({tp.partition for tp in tps})}"),  # type: ignore[method-assign]
-                                           revoked(tps))[1]
+
+    def recorded(what: str, callback: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
+        def call(tps: list[Any]) -> None:
+            calls.append(f"{what} {sorted({tp.partition for tp in tps})}")
+            callback(tps)
+        return call
+
+    d.on_partitions_assigned = recorded("assigned", d.on_partitions_assigned)  # type: ignore[method-assign]
+    d.on_partitions_revoked = recorded("revoked", d.on_partitions_revoked)  # type: ignore[method-assign]
     stop = threading.Event()
     loop = threading.Thread(target=d.run, args=(stop,), daemon=True)
     loop.start()
